@@ -1,0 +1,3 @@
+"""xpnet: the "Deep Learning from Scratch" library, array-agnostic and GPU-backed."""
+
+__version__ = "0.1.0"

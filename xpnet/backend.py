@@ -1,0 +1,276 @@
+"""The one module that knows concrete array libraries.
+
+Everything else in xpnet takes its namespace from the arrays it is given
+(``array_namespace(x)``).  This module answers what arrays cannot: which device
+to use, how to move arrays (and whole objects holding arrays) between devices,
+where random numbers come from, and how to get a NumPy copy back on the host.
+
+A device is named by a string (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"gpu"``,
+``"auto"``), by a :class:`Device`, or by an Array API namespace with one of its
+devices, e.g. ``(array_api_strict, array_api_strict.Device("device1"))``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import types
+from typing import Any, Union
+
+import array_api_compat
+import array_api_compat.numpy
+import numpy as np
+from array_api_compat import array_namespace, is_array_api_obj
+
+Array = Any
+DeviceLike = Union["Device", str, types.ModuleType, tuple]
+
+__all__ = [
+    "Device", "DeviceError", "Generator", "get_device", "device_of", "cuda_available",
+    "to_device", "to_numpy", "resolve_dtype", "CPU",
+]
+
+
+class DeviceError(RuntimeError):
+    """A device was asked for that this machine cannot provide."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Device:
+    """Where arrays live: ``xp`` is the (compat) namespace, ``native`` its device object."""
+
+    xp: Any
+    native: Any
+    name: str
+
+    def __repr__(self) -> str:
+        return f"Device({self.name!r})"
+
+    def activate(self) -> contextlib.AbstractContextManager:
+        """Context in which creation calls land on this device (pins the GPU for CuPy)."""
+        if array_api_compat.is_cupy_namespace(self.xp):
+            return self.native
+        return contextlib.nullcontext()
+
+    def asarray(self, a: Any, dtype: Any = None) -> Array:
+        """``a`` (array of any backend, or nested lists/scalars) on this device.
+
+        Returns ``a`` itself when it is already there with the right dtype.
+        """
+        if is_array_api_obj(a) and not isinstance(a, np.generic):
+            if array_namespace(a) is self.xp:
+                if array_api_compat.device(a) != self.native:
+                    with self.activate():
+                        a = array_api_compat.to_device(a, self.native)
+            else:
+                a = self._from_host(to_numpy(a))
+        else:
+            a = self._from_host(np.asarray(a))
+        if dtype is not None:
+            dtype = resolve_dtype(self.xp, dtype)
+            if a.dtype != dtype:
+                with self.activate():
+                    a = self.xp.astype(a, dtype)
+        return a
+
+    def _from_host(self, host: np.ndarray) -> Array:
+        with self.activate():
+            return self.xp.asarray(host, device=self.native)
+
+
+CPU = Device(array_api_compat.numpy, "cpu", "cpu")
+
+
+def resolve_dtype(xp: Any, dtype: Any) -> Any:
+    """``xp``'s dtype for ``dtype`` given as a name (``"float32"``) or a dtype object."""
+    if isinstance(dtype, str):
+        if dtype not in ("float16", "float32", "float64"):
+            raise ValueError(f"dtype: expected 'float16', 'float32' or 'float64', got {dtype!r}")
+        return getattr(xp, dtype)
+    if isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
+        return getattr(xp, np.dtype(dtype).name)
+    return dtype
+
+
+def cuda_available() -> bool:
+    """True when CuPy imports and at least one CUDA GPU answers."""
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def _cuda_device(index: int) -> Device:
+    try:
+        import cupy
+    except ImportError as exc:
+        raise DeviceError(
+            "device 'cuda' needs CuPy, which is not installed: "
+            "pip install 'xpnet[cuda12]' (CUDA 12) or 'xpnet[cuda13]' (CUDA 13), "
+            "or use device='cpu' / device='auto'"
+        ) from exc
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        raise DeviceError(
+            f"device 'cuda:{index}': CuPy is installed but no CUDA GPU answered ({exc}); "
+            "check the driver (nvidia-smi), or use device='cpu' / device='auto'"
+        ) from exc
+    if not 0 <= index < count:
+        raise DeviceError(f"device 'cuda:{index}': this machine has {count} CUDA GPU(s), 0..{count - 1}")
+    import array_api_compat.cupy as cupy_xp
+
+    return Device(cupy_xp, cupy.cuda.Device(index), f"cuda:{index}")
+
+
+def get_device(spec: DeviceLike = "cpu", native: Any = None) -> Device:
+    """The :class:`Device` named by ``spec``.
+
+    ``spec``: ``"cpu"`` (NumPy), ``"cuda"``/``"gpu"``/``"cuda:N"`` (CuPy on GPU N),
+    ``"auto"`` (CUDA if a GPU answers, else CPU), a :class:`Device`, an Array API
+    namespace module (with ``native``, one of its devices), or a tuple
+    ``(namespace, native)``.  Raises :class:`DeviceError` when CUDA is asked for
+    and cannot be had.
+    """
+    if isinstance(spec, Device):
+        return spec
+    if isinstance(spec, tuple) and len(spec) == 2:
+        return get_device(*spec)
+    if isinstance(spec, types.ModuleType):
+        return _namespace_device(spec, native)
+    if not isinstance(spec, str):
+        raise TypeError(f"device: expected a str, a Device or (namespace, device), got {type(spec).__name__}")
+    name = spec.strip().lower()
+    if name == "cpu":
+        return CPU
+    if name == "auto":
+        return _cuda_device(0) if cuda_available() else CPU
+    if name in ("cuda", "gpu"):
+        return _cuda_device(0)
+    if name.startswith(("cuda:", "gpu:")) and name[name.index(":") + 1:].isdigit():
+        return _cuda_device(int(name[name.index(":") + 1:]))
+    raise ValueError(f"device: expected 'cpu', 'cuda', 'cuda:N', 'gpu' or 'auto', got {spec!r}")
+
+
+def _namespace_device(module: types.ModuleType, native: Any) -> Device:
+    probe = module.asarray(0)
+    return _device(array_namespace(probe), array_api_compat.device(probe) if native is None else native)
+
+
+def device_of(x: Array) -> Device:
+    """The :class:`Device` that array ``x`` lives on."""
+    return _device(array_namespace(x), array_api_compat.device(x))
+
+
+def _device(xp: Any, native: Any) -> Device:
+    if array_api_compat.is_numpy_namespace(xp):
+        return CPU
+    if array_api_compat.is_cupy_namespace(xp):
+        return _cuda_device(int(getattr(native, "id", native)))
+    label = getattr(native, "_device", native)
+    return Device(xp, native, f"{xp.__name__.split('.')[-1]}:{label}")
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A host NumPy copy of ``x`` (an array of any backend, or a scalar)."""
+    if isinstance(x, np.ndarray):
+        return x.copy()
+    if not is_array_api_obj(x) or isinstance(x, np.generic):
+        return np.asarray(x)
+    xp = array_namespace(x)
+    if array_api_compat.is_cupy_namespace(xp):
+        return x.get()
+    if array_api_compat.is_torch_namespace(xp):
+        return x.detach().cpu().numpy().copy()
+    if array_api_compat.is_array_api_strict_namespace(xp):
+        x = x.to_device(xp.Device("CPU_DEVICE"))
+    return np.array(np.from_dlpack(x), copy=True)
+
+
+def to_device(obj: Any, device: DeviceLike) -> Any:
+    """Move, in place, every array reachable from ``obj`` to ``device``; return ``obj``.
+
+    Walks attributes, dicts, lists and tuples (nested objects too).  An array
+    reached twice (``net.params["W1"]`` and ``net.layers["Affine1"].W``) is moved
+    once, so the two places still share ONE array afterwards.  When ``obj`` is
+    itself an array, the moved array is returned.
+    """
+    target = get_device(device)
+    moved: dict[int, tuple[Any, Any]] = {}
+    visited: set[int] = set()
+
+    def convert(value: Any) -> Any:
+        if is_array_api_obj(value) and not isinstance(value, np.generic):
+            key = id(value)
+            if key not in moved:
+                moved[key] = (value, target.asarray(value))
+            return moved[key][1]
+        if isinstance(value, tuple):
+            items = [convert(v) for v in value]
+            if all(a is b for a, b in zip(items, value)):
+                return value
+            return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+        walk(value)
+        return value
+
+    def walk(container: Any) -> None:
+        if id(container) in visited or isinstance(container, _ATOMS):
+            return
+        visited.add(id(container))
+        if isinstance(container, dict):
+            for key, value in list(container.items()):
+                container[key] = convert(value)
+        elif isinstance(container, list):
+            for i, value in enumerate(container):
+                container[i] = convert(value)
+        elif hasattr(container, "__dict__") and not isinstance(container, _OPAQUE):
+            attributes = vars(container)
+            for key, value in list(attributes.items()):
+                attributes[key] = convert(value)
+
+    return convert(obj)
+
+
+_ATOMS = (str, bytes, int, float, complex, bool, type(None), Device)
+_OPAQUE = (type, types.ModuleType, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
+
+
+class Generator:
+    """Seedable random numbers for any device (weight init, Dropout, shuffling).
+
+    Numbers are drawn on the host from NumPy's PCG64 and moved to the target
+    device, so one seed gives the same numbers on every backend, and ``state``
+    can be saved in a checkpoint and restored.
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def normal(self, shape: tuple[int, ...], *, scale: float = 1.0, dtype: Any = "float32",
+               device: DeviceLike = "cpu") -> Array:
+        """Normal(0, scale**2) samples of ``shape``."""
+        return get_device(device).asarray(self._rng.normal(0.0, scale, size=shape), dtype=dtype)
+
+    def uniform(self, shape: tuple[int, ...], *, dtype: Any = "float32",
+                device: DeviceLike = "cpu") -> Array:
+        """Uniform [0, 1) samples of ``shape``."""
+        return get_device(device).asarray(self._rng.random(size=shape), dtype=dtype)
+
+    def permutation(self, n: int, *, device: DeviceLike = "cpu") -> Array:
+        """A random permutation of ``0..n-1`` (int64) on ``device``."""
+        return get_device(device).asarray(self._rng.permutation(n))
+
+    def integers(self, high: int, size: int, *, device: DeviceLike = "cpu") -> Array:
+        """``size`` integers drawn uniformly from ``0..high-1``, with replacement."""
+        return get_device(device).asarray(self._rng.integers(0, high, size=size))
+
+    @property
+    def state(self) -> dict:
+        """The generator's state (a plain dict), for checkpoints."""
+        return self._rng.bit_generator.state
+
+    @state.setter
+    def state(self, value: dict) -> None:
+        self._rng.bit_generator.state = value

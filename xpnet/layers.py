@@ -1,0 +1,302 @@
+"""Layers with forward/backward (the book's ``common/layers.py``, plus the second
+book's ``MatMul`` and ``Softmax``), written once for every Array API backend.
+
+Each layer takes its namespace from the arrays it is given, keeps what backward
+needs, and never mutates the ``dout`` it receives.  Parameter attributes
+(``W``, ``b``, ``gamma``, ...) are the very arrays of the net's ``params`` dict.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from array_api_compat import array_namespace
+from array_api_compat import device as array_device
+
+from .backend import Generator, device_of
+from .functions import as_one_hot, log_softmax, sigmoid, softmax
+from .util import col2im, conv_output_size, im2col
+
+Array = Any
+
+
+class Relu:
+    """``max(x, 0)``; ``mask`` marks where the input was <= 0."""
+
+    def __init__(self) -> None:
+        self.mask = None
+
+    def forward(self, x: Array) -> Array:
+        xp = array_namespace(x)
+        self.mask = x <= 0
+        return xp.where(self.mask, 0.0, x)
+
+    def backward(self, dout: Array) -> Array:
+        xp = array_namespace(dout)
+        return xp.where(self.mask, 0.0, dout)
+
+
+class Sigmoid:
+    """Logistic sigmoid; backward reuses the forward output."""
+
+    def __init__(self) -> None:
+        self.out = None
+
+    def forward(self, x: Array) -> Array:
+        self.out = sigmoid(x)
+        return self.out
+
+    def backward(self, dout: Array) -> Array:
+        return dout * (1.0 - self.out) * self.out
+
+
+class Affine:
+    """``x @ W + b``; ``x: (N, ...)`` is flattened to ``(N, D)``, ``W: (D, M)``, ``b: (M,)``."""
+
+    def __init__(self, W: Array, b: Array) -> None:
+        self.W = W
+        self.b = b
+        self.x = None
+        self.original_x_shape = None
+        self.dW = None
+        self.db = None
+
+    def forward(self, x: Array) -> Array:
+        xp = array_namespace(x, self.W)
+        if x.ndim < 1 or math.prod(x.shape[1:]) != self.W.shape[0]:
+            raise ValueError(f"x: expected (N, ...) with {self.W.shape[0]} features per sample, got {tuple(x.shape)}")
+        self.original_x_shape = tuple(x.shape)
+        self.x = xp.reshape(x, (x.shape[0], -1))
+        return xp.matmul(self.x, self.W) + self.b
+
+    def backward(self, dout: Array) -> Array:
+        xp = array_namespace(dout, self.W)
+        self.dW = xp.matmul(self.x.T, dout)
+        self.db = xp.sum(dout, axis=0)
+        return xp.reshape(xp.matmul(dout, self.W.T), self.original_x_shape)
+
+
+class MatMul:
+    """``x @ W`` in the second book's style: ``params = [W]``, ``grads = [dW]`` (updated in place)."""
+
+    def __init__(self, W: Array) -> None:
+        xp = array_namespace(W)
+        self.params = [W]
+        self.grads = [xp.zeros_like(W)]
+        self.x = None
+
+    def forward(self, x: Array) -> Array:
+        W, = self.params
+        xp = array_namespace(x, W)
+        self.x = x
+        return xp.matmul(x, W)
+
+    def backward(self, dout: Array) -> Array:
+        W, = self.params
+        xp = array_namespace(dout, W)
+        self.grads[0][...] = xp.matmul(self.x.T, dout)
+        return xp.matmul(dout, W.T)
+
+
+class Softmax:
+    """Softmax over the last axis as a layer (second book); ``x: (N, C)``."""
+
+    def __init__(self) -> None:
+        self.params, self.grads = [], []
+        self.out = None
+
+    def forward(self, x: Array) -> Array:
+        self.out = softmax(x)
+        return self.out
+
+    def backward(self, dout: Array) -> Array:
+        xp = array_namespace(dout)
+        weighted = self.out * dout
+        return weighted - self.out * xp.sum(weighted, axis=-1, keepdims=True)
+
+
+class SoftmaxWithLoss:
+    """Softmax + cross-entropy; ``t``: class indices ``(N,)`` or one-hot ``(N, C)``."""
+
+    def __init__(self) -> None:
+        self.loss = None
+        self.y = None
+        self.t = None
+
+    def forward(self, x: Array, t: Array) -> Array:
+        xp = array_namespace(x, t)
+        self.t = as_one_hot(x, t)
+        log_y = log_softmax(x)
+        self.y = xp.exp(log_y)
+        self.loss = -xp.sum(self.t * log_y) / x.shape[0]
+        return self.loss
+
+    def backward(self, dout: Any = 1.0) -> Array:
+        return (self.y - self.t) * (dout / self.y.shape[0])
+
+
+class Dropout:
+    """Drops each unit with probability ``dropout_ratio`` in training; scales by
+    ``1 - dropout_ratio`` at test time (the book's convention)."""
+
+    def __init__(self, dropout_ratio: float = 0.5, *, rng: Generator | None = None) -> None:
+        if not 0.0 <= dropout_ratio < 1.0:
+            raise ValueError(f"dropout_ratio: expected a value in [0, 1), got {dropout_ratio}")
+        self.dropout_ratio = float(dropout_ratio)
+        self.rng = rng or Generator()
+        self.mask = None
+
+    def forward(self, x: Array, train_flg: bool = True) -> Array:
+        xp = array_namespace(x)
+        if not train_flg:
+            return x * (1.0 - self.dropout_ratio)
+        keep = self.rng.uniform(tuple(x.shape), dtype=x.dtype, device=device_of(x)) > self.dropout_ratio
+        self.mask = xp.astype(keep, x.dtype)
+        return x * self.mask
+
+    def backward(self, dout: Array) -> Array:
+        return dout * self.mask
+
+
+class BatchNormalization:
+    """Batch normalisation over the batch axis; ``x: (N, D)`` or ``(N, C, H, W)``
+    (flattened to ``(N, C*H*W)`` as in the book, so ``gamma: (D,)``).
+
+    Training uses the batch statistics and updates ``running_mean``/``running_var``
+    as an exponential moving average with ``momentum``; inference uses them.
+    """
+
+    eps = 1e-6
+
+    def __init__(self, gamma: Array, beta: Array, momentum: float = 0.9,
+                 running_mean: Array | None = None, running_var: Array | None = None) -> None:
+        self.gamma = gamma
+        self.beta = beta
+        self.momentum = float(momentum)
+        self.input_shape = None
+        self.running_mean = running_mean
+        self.running_var = running_var
+        self.batch_size = None
+        self.xc = None
+        self.xn = None
+        self.std = None
+        self.dgamma = None
+        self.dbeta = None
+
+    def forward(self, x: Array, train_flg: bool = True) -> Array:
+        xp = array_namespace(x, self.gamma)
+        self.input_shape = tuple(x.shape)
+        x = xp.reshape(x, (x.shape[0], -1))
+        if x.shape[1] != self.gamma.shape[0]:
+            raise ValueError(f"x: expected {self.gamma.shape[0]} features per sample, got {x.shape[1]}")
+        if self.running_mean is None:
+            self.running_mean = xp.zeros_like(self.gamma)
+            self.running_var = xp.zeros_like(self.gamma)
+        if train_flg:
+            mu = xp.mean(x, axis=0)
+            self.xc = x - mu
+            var = xp.mean(self.xc ** 2, axis=0)
+            self.std = xp.sqrt(var + self.eps)
+            self.xn = self.xc / self.std
+            self.batch_size = x.shape[0]
+            self.running_mean = self.momentum * self.running_mean + (1.0 - self.momentum) * mu
+            self.running_var = self.momentum * self.running_var + (1.0 - self.momentum) * var
+            xn = self.xn
+        else:
+            xn = (x - self.running_mean) / xp.sqrt(self.running_var + self.eps)
+        return xp.reshape(self.gamma * xn + self.beta, self.input_shape)
+
+    def backward(self, dout: Array) -> Array:
+        xp = array_namespace(dout, self.gamma)
+        dout = xp.reshape(dout, (dout.shape[0], -1))
+        self.dbeta = xp.sum(dout, axis=0)
+        self.dgamma = xp.sum(self.xn * dout, axis=0)
+        dxn = self.gamma * dout
+        dxc = dxn / self.std
+        dstd = -xp.sum(dxn * self.xc / (self.std * self.std), axis=0)
+        dvar = 0.5 * dstd / self.std
+        dxc = dxc + (2.0 / self.batch_size) * self.xc * dvar
+        dmu = xp.sum(dxc, axis=0)
+        dx = dxc - dmu / self.batch_size
+        return xp.reshape(dx, self.input_shape)
+
+
+class Convolution:
+    """2-D convolution by im2col; ``W: (FN, C, FH, FW)``, ``b: (FN,)``, ``x: (N, C, H, W)``
+    -> ``(N, FN, out_h, out_w)``."""
+
+    def __init__(self, W: Array, b: Array, stride: int = 1, pad: int = 0) -> None:
+        self.W = W
+        self.b = b
+        self.stride = stride
+        self.pad = pad
+        self.x = None
+        self.col = None
+        self.col_W = None
+        self.dW = None
+        self.db = None
+
+    def forward(self, x: Array) -> Array:
+        xp = array_namespace(x, self.W)
+        FN, C, FH, FW = self.W.shape
+        if x.ndim != 4 or x.shape[1] != C:
+            raise ValueError(f"x: expected (N, {C}, H, W), got {tuple(x.shape)}")
+        N, _, H, W = x.shape
+        out_h = conv_output_size(H, FH, self.stride, self.pad)
+        out_w = conv_output_size(W, FW, self.stride, self.pad)
+        self.x = x
+        self.col = im2col(x, FH, FW, self.stride, self.pad)
+        self.col_W = xp.reshape(self.W, (FN, -1)).T
+        out = xp.matmul(self.col, self.col_W) + self.b
+        return xp.permute_dims(xp.reshape(out, (N, out_h, out_w, FN)), (0, 3, 1, 2))
+
+    def backward(self, dout: Array) -> Array:
+        xp = array_namespace(dout, self.W)
+        FN, C, FH, FW = self.W.shape
+        dout = xp.reshape(xp.permute_dims(dout, (0, 2, 3, 1)), (-1, FN))
+        self.db = xp.sum(dout, axis=0)
+        self.dW = xp.reshape(xp.matmul(self.col.T, dout).T, (FN, C, FH, FW))
+        dcol = xp.matmul(dout, self.col_W.T)
+        return col2im(dcol, tuple(self.x.shape), FH, FW, self.stride, self.pad)
+
+
+class Pooling:
+    """Max pooling; ``x: (N, C, H, W)`` -> ``(N, C, out_h, out_w)``.
+
+    Note: the default ``stride`` is 2 (the book's default of 1 makes overlapping
+    windows; every net of the book passes ``stride=2``).
+    """
+
+    def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> None:
+        self.pool_h = pool_h
+        self.pool_w = pool_w
+        self.stride = stride
+        self.pad = pad
+        self.x = None
+        self.arg_max = None
+
+    def forward(self, x: Array) -> Array:
+        xp = array_namespace(x)
+        if x.ndim != 4:
+            raise ValueError(f"x: expected (N, C, H, W), got {tuple(x.shape)}")
+        N, C, H, W = x.shape
+        out_h = conv_output_size(H, self.pool_h, self.stride, self.pad)
+        out_w = conv_output_size(W, self.pool_w, self.stride, self.pad)
+        col = xp.reshape(im2col(x, self.pool_h, self.pool_w, self.stride, self.pad),
+                         (-1, self.pool_h * self.pool_w))
+        self.x = x
+        self.arg_max = xp.argmax(col, axis=1)
+        out = xp.reshape(xp.max(col, axis=1), (N, out_h, out_w, C))
+        return xp.permute_dims(out, (0, 3, 1, 2))
+
+    def backward(self, dout: Array) -> Array:
+        xp = array_namespace(dout)
+        pool_size = self.pool_h * self.pool_w
+        dout = xp.reshape(xp.permute_dims(dout, (0, 2, 3, 1)), (-1, 1))
+        positions = xp.arange(pool_size, dtype=self.arg_max.dtype, device=array_device(dout))
+        dmax = xp.astype(xp.reshape(self.arg_max, (-1, 1)) == positions, dout.dtype) * dout
+        N, C, H, W = self.x.shape
+        dcol = xp.reshape(dmax, (-1, C * pool_size))
+        return col2im(dcol, (N, C, H, W), self.pool_h, self.pool_w, self.stride, self.pad)
+

@@ -1,0 +1,117 @@
+"""Helpers of the book's ``common/util.py``: curve smoothing, shuffling, im2col/col2im."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import array_api_extra as xpx
+from array_api_compat import array_namespace
+from array_api_compat import device as array_device
+
+from .backend import Generator, device_of
+
+Array = Any
+
+
+def smooth_curve(x: Sequence[float], window_len: int = 11, beta: float = 2.0) -> list[float]:
+    """``x`` smoothed by a normalised Kaiser window (for noisy loss curves), same length.
+
+    The ends are mirrored so the curve does not droop there.  A curve shorter than
+    the window is returned unchanged.
+    """
+    values = [float(v) for v in x]
+    n = len(values)
+    if n < window_len:
+        return values
+    weights = _kaiser(window_len, beta)
+    total = sum(weights)
+    half = window_len // 2
+    padded = values[half:0:-1] + values + values[-2:-half - 2:-1]
+    return [sum(w * padded[i + k] for k, w in enumerate(weights)) / total for i in range(n)]
+
+
+def _kaiser(n: int, beta: float) -> list[float]:
+    def bessel_i0(z: float) -> float:
+        term, total, k = 1.0, 1.0, 1
+        while term > 1e-12 * total:
+            term *= (z / (2.0 * k)) ** 2
+            total += term
+            k += 1
+        return total
+
+    return [bessel_i0(beta * math.sqrt(1.0 - (2.0 * i / (n - 1) - 1.0) ** 2)) / bessel_i0(beta)
+            for i in range(n)]
+
+
+def shuffle_dataset(x: Array, t: Array, *, rng: Generator | None = None) -> tuple[Array, Array]:
+    """``x`` and ``t`` reordered by one random permutation of their first axis."""
+    if x.shape[0] != t.shape[0]:
+        raise ValueError(f"t: expected {x.shape[0]} labels (one per row of x), got {t.shape[0]}")
+    xp = array_namespace(x, t)
+    order = (rng or Generator()).permutation(x.shape[0], device=device_of(x))
+    return xp.take(x, order, axis=0), xp.take(t, order, axis=0)
+
+
+def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: int = 0) -> int:
+    """Output length of a convolution/pooling window sliding over ``input_size``.
+
+    Raises ``ValueError`` when the window does not tile the padded input exactly.
+    """
+    if filter_size < 1 or stride < 1 or pad < 0:
+        raise ValueError(f"expected filter_size >= 1, stride >= 1, pad >= 0; got {filter_size}, {stride}, {pad}")
+    span = input_size + 2 * pad - filter_size
+    if span < 0 or span % stride:
+        raise ValueError(
+            f"a filter of {filter_size} with stride {stride} and pad {pad} does not tile an input of "
+            f"{input_size}: (input + 2*pad - filter) = {span} must be >= 0 and divisible by the stride"
+        )
+    return span // stride + 1
+
+
+def im2col(input_data: Array, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> Array:
+    """Unfold every filter window of ``input_data: (N, C, H, W)`` into a row.
+
+    Returns ``(N*out_h*out_w, C*filter_h*filter_w)``; a row holds one window,
+    ordered channel, then filter row, then filter column (as ``W.reshape(FN, -1)``).
+    """
+    xp = array_namespace(input_data)
+    N, C, H, W = input_data.shape
+    out_h = conv_output_size(H, filter_h, stride, pad)
+    out_w = conv_output_size(W, filter_w, stride, pad)
+    img = _pad_spatial(input_data, pad)
+    windows = [
+        img[:, :, y:y + stride * (out_h - 1) + 1:stride, x:x + stride * (out_w - 1) + 1:stride]
+        for y in range(filter_h) for x in range(filter_w)
+    ]
+    col = xp.stack(windows, axis=-1)
+    col = xp.permute_dims(col, (0, 2, 3, 1, 4))
+    return xp.reshape(col, (N * out_h * out_w, C * filter_h * filter_w))
+
+
+def col2im(col: Array, input_shape: tuple[int, int, int, int], filter_h: int, filter_w: int,
+           stride: int = 1, pad: int = 0) -> Array:
+    """Fold rows of windows back into an image, summing where windows overlap.
+
+    The adjoint of :func:`im2col`: ``<im2col(x), c> == <x, col2im(c)>``.
+    ``col: (N*out_h*out_w, C*filter_h*filter_w)`` -> ``(N, C, H, W)``.
+    """
+    xp = array_namespace(col)
+    N, C, H, W = input_shape
+    out_h = conv_output_size(H, filter_h, stride, pad)
+    out_w = conv_output_size(W, filter_w, stride, pad)
+    expected = (N * out_h * out_w, C * filter_h * filter_w)
+    if tuple(col.shape) != expected:
+        raise ValueError(f"col: expected shape {expected} for input_shape {tuple(input_shape)}, got {tuple(col.shape)}")
+    col = xp.permute_dims(xp.reshape(col, (N, out_h, out_w, C, filter_h, filter_w)), (0, 3, 4, 5, 1, 2))
+    img = xp.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=col.dtype, device=array_device(col))
+    for y in range(filter_h):
+        for x in range(filter_w):
+            img[:, :, y:y + stride * (out_h - 1) + 1:stride, x:x + stride * (out_w - 1) + 1:stride] += col[:, :, y, x, :, :]
+    return img[:, :, pad:pad + H, pad:pad + W]
+
+
+def _pad_spatial(x: Array, pad: int) -> Array:
+    if pad == 0:
+        return x
+    return xpx.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))

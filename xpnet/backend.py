@@ -73,6 +73,15 @@ class Device:
                     a = self.xp.astype(a, dtype)
         return a
 
+    def synchronize(self) -> None:
+        """Wait until queued work on this device is done (a no-op on the CPU); for timings."""
+        if array_api_compat.is_cupy_namespace(self.xp):
+            self.native.synchronize()
+        elif array_api_compat.is_torch_namespace(self.xp) and getattr(self.native, "type", "") == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self.native)
+
     def _from_host(self, host: np.ndarray) -> Array:
         with self.activate():
             return self.xp.asarray(host, device=self.native)

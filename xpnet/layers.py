@@ -16,7 +16,7 @@ from array_api_compat import device as array_device
 
 from .backend import Generator, device_of
 from .functions import as_one_hot, log_softmax, sigmoid, softmax
-from .util import col2im, conv_output_size, im2col
+from .util import conv_output_size, fold, unfold
 
 Array = Any
 
@@ -223,17 +223,20 @@ class BatchNormalization:
 
 
 class Convolution:
-    """2-D convolution by im2col; ``W: (FN, C, FH, FW)``, ``b: (FN,)``, ``x: (N, C, H, W)``
-    -> ``(N, FN, out_h, out_w)``."""
+    """2-D convolution; ``W: (FN, C, FH, FW)``, ``b: (FN,)``, ``x: (N, C, H, W)``
+    -> ``(N, FN, out_h, out_w)``.
+
+    The book's im2col product, batched: ``cols = unfold(x)`` is ``(N, C*FH*FW, out_h*out_w)``
+    and ``out = W.reshape(FN, -1) @ cols``, which lands in ``(N, FN, ...)`` order directly.
+    """
 
     def __init__(self, W: Array, b: Array, stride: int = 1, pad: int = 0) -> None:
         self.W = W
         self.b = b
         self.stride = stride
         self.pad = pad
-        self.x = None
-        self.col = None
-        self.col_W = None
+        self.x_shape = None
+        self.cols = None
         self.dW = None
         self.db = None
 
@@ -245,27 +248,28 @@ class Convolution:
         N, _, H, W = x.shape
         out_h = conv_output_size(H, FH, self.stride, self.pad)
         out_w = conv_output_size(W, FW, self.stride, self.pad)
-        self.x = x
-        self.col = im2col(x, FH, FW, self.stride, self.pad)
-        self.col_W = xp.reshape(self.W, (FN, -1)).T
-        out = xp.matmul(self.col, self.col_W) + self.b
-        return xp.permute_dims(xp.reshape(out, (N, out_h, out_w, FN)), (0, 3, 1, 2))
+        self.x_shape = tuple(x.shape)
+        self.cols = unfold(x, FH, FW, self.stride, self.pad)
+        out = xp.matmul(xp.reshape(self.W, (FN, -1)), self.cols)
+        return xp.reshape(out, (N, FN, out_h, out_w)) + xp.reshape(self.b, (FN, 1, 1))
 
     def backward(self, dout: Array) -> Array:
         xp = array_namespace(dout, self.W)
         FN, C, FH, FW = self.W.shape
-        dout = xp.reshape(xp.permute_dims(dout, (0, 2, 3, 1)), (-1, FN))
-        self.db = xp.sum(dout, axis=0)
-        self.dW = xp.reshape(xp.matmul(self.col.T, dout).T, (FN, C, FH, FW))
-        dcol = xp.matmul(dout, self.col_W.T)
-        return col2im(dcol, tuple(self.x.shape), FH, FW, self.stride, self.pad)
+        dout = xp.reshape(dout, (dout.shape[0], FN, -1))
+        self.db = xp.sum(dout, axis=(0, 2))
+        self.dW = xp.reshape(xp.sum(xp.matmul(dout, xp.permute_dims(self.cols, (0, 2, 1))), axis=0), (FN, C, FH, FW))
+        dcols = xp.matmul(xp.reshape(self.W, (FN, -1)).T, dout)
+        return fold(dcols, self.x_shape, FH, FW, self.stride, self.pad)
 
 
 class Pooling:
     """Max pooling; ``x: (N, C, H, W)`` -> ``(N, C, out_h, out_w)``.
 
-    Note: the default ``stride`` is 2 (the book's default of 1 makes overlapping
-    windows; every net of the book passes ``stride=2``).
+    Non-overlapping windows without padding (the usual 2x2, stride 2) are pooled
+    by a reshape; other settings go through :func:`unfold`.  Note: the default
+    ``stride`` is 2 (the book's default of 1 makes overlapping windows; every net
+    of the book passes ``stride=2``).
     """
 
     def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> None:
@@ -273,7 +277,7 @@ class Pooling:
         self.pool_w = pool_w
         self.stride = stride
         self.pad = pad
-        self.x = None
+        self.x_shape = None
         self.arg_max = None
 
     def forward(self, x: Array) -> Array:
@@ -283,20 +287,32 @@ class Pooling:
         N, C, H, W = x.shape
         out_h = conv_output_size(H, self.pool_h, self.stride, self.pad)
         out_w = conv_output_size(W, self.pool_w, self.stride, self.pad)
-        col = xp.reshape(im2col(x, self.pool_h, self.pool_w, self.stride, self.pad),
-                         (-1, self.pool_h * self.pool_w))
-        self.x = x
-        self.arg_max = xp.argmax(col, axis=1)
-        out = xp.reshape(xp.max(col, axis=1), (N, out_h, out_w, C))
-        return xp.permute_dims(out, (0, 3, 1, 2))
+        self.x_shape = tuple(x.shape)
+        windows = xp.reshape(self._windows(x), (N, C, out_h, out_w, self.pool_h * self.pool_w))
+        self.arg_max = xp.argmax(windows, axis=-1)
+        return xp.max(windows, axis=-1)
 
     def backward(self, dout: Array) -> Array:
         xp = array_namespace(dout)
-        pool_size = self.pool_h * self.pool_w
-        dout = xp.reshape(xp.permute_dims(dout, (0, 2, 3, 1)), (-1, 1))
-        positions = xp.arange(pool_size, dtype=self.arg_max.dtype, device=array_device(dout))
-        dmax = xp.astype(xp.reshape(self.arg_max, (-1, 1)) == positions, dout.dtype) * dout
-        N, C, H, W = self.x.shape
-        dcol = xp.reshape(dmax, (-1, C * pool_size))
-        return col2im(dcol, (N, C, H, W), self.pool_h, self.pool_w, self.stride, self.pad)
+        N, C, out_h, out_w = dout.shape
+        positions = xp.arange(self.pool_h * self.pool_w, dtype=self.arg_max.dtype, device=array_device(dout))
+        dwindows = xp.astype(self.arg_max[..., None] == positions, dout.dtype) * dout[..., None]
+        if self._tiles():
+            dx = xp.reshape(dwindows, (N, C, out_h, out_w, self.pool_h, self.pool_w))
+            return xp.reshape(xp.permute_dims(dx, (0, 1, 2, 4, 3, 5)), self.x_shape)
+        dcols = xp.reshape(xp.permute_dims(dwindows, (0, 1, 4, 2, 3)), (N, -1, out_h * out_w))
+        return fold(dcols, self.x_shape, self.pool_h, self.pool_w, self.stride, self.pad)
 
+    def _tiles(self) -> bool:
+        return self.pad == 0 and self.stride == self.pool_h == self.pool_w
+
+    def _windows(self, x: Array) -> Array:
+        """``(N, C, out_h, out_w, pool_h, pool_w)`` (or a reshape-compatible layout)."""
+        xp = array_namespace(x)
+        N, C, H, W = x.shape
+        if self._tiles():
+            blocks = xp.reshape(x, (N, C, H // self.pool_h, self.pool_h, W // self.pool_w, self.pool_w))
+            return xp.permute_dims(blocks, (0, 1, 2, 4, 3, 5))
+        cols = unfold(x, self.pool_h, self.pool_w, self.stride, self.pad)
+        out_size = cols.shape[-1]
+        return xp.permute_dims(xp.reshape(cols, (N, C, -1, out_size)), (0, 1, 3, 2))

@@ -69,24 +69,55 @@ def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: in
     return span // stride + 1
 
 
+def unfold(x: Array, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> Array:
+    """Every filter window of ``x: (N, C, H, W)`` as a column, per sample.
+
+    Returns ``(N, C*filter_h*filter_w, out_h*out_w)``: the batched, transposed form
+    of :func:`im2col`, which lets a convolution be one batched matmul with no
+    transposed copies.  Rows are ordered channel, filter row, filter column.
+    """
+    xp = array_namespace(x)
+    N, C, H, W = x.shape
+    out_h = conv_output_size(H, filter_h, stride, pad)
+    out_w = conv_output_size(W, filter_w, stride, pad)
+    img = _pad_spatial(x, pad)
+    windows = [
+        img[:, :, y:y + stride * (out_h - 1) + 1:stride, x0:x0 + stride * (out_w - 1) + 1:stride]
+        for y in range(filter_h) for x0 in range(filter_w)
+    ]
+    return xp.reshape(xp.stack(windows, axis=2), (N, C * filter_h * filter_w, out_h * out_w))
+
+
+def fold(cols: Array, input_shape: tuple[int, int, int, int], filter_h: int, filter_w: int,
+         stride: int = 1, pad: int = 0) -> Array:
+    """Sum columns of windows back into an image: the adjoint of :func:`unfold`.
+
+    ``cols: (N, C*filter_h*filter_w, out_h*out_w)`` -> ``(N, C, H, W)``.
+    """
+    xp = array_namespace(cols)
+    N, C, H, W = input_shape
+    out_h = conv_output_size(H, filter_h, stride, pad)
+    out_w = conv_output_size(W, filter_w, stride, pad)
+    expected = (N, C * filter_h * filter_w, out_h * out_w)
+    if tuple(cols.shape) != expected:
+        raise ValueError(f"cols: expected shape {expected} for input_shape {tuple(input_shape)}, got {tuple(cols.shape)}")
+    cols = xp.reshape(cols, (N, C, filter_h, filter_w, out_h, out_w))
+    img = xp.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=cols.dtype, device=array_device(cols))
+    for y in range(filter_h):
+        for x0 in range(filter_w):
+            img[:, :, y:y + stride * (out_h - 1) + 1:stride, x0:x0 + stride * (out_w - 1) + 1:stride] += cols[:, :, y, x0, :, :]
+    return img[:, :, pad:pad + H, pad:pad + W]
+
+
 def im2col(input_data: Array, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> Array:
-    """Unfold every filter window of ``input_data: (N, C, H, W)`` into a row.
+    """Unfold every filter window of ``input_data: (N, C, H, W)`` into a row (the book's layout).
 
     Returns ``(N*out_h*out_w, C*filter_h*filter_w)``; a row holds one window,
     ordered channel, then filter row, then filter column (as ``W.reshape(FN, -1)``).
     """
     xp = array_namespace(input_data)
-    N, C, H, W = input_data.shape
-    out_h = conv_output_size(H, filter_h, stride, pad)
-    out_w = conv_output_size(W, filter_w, stride, pad)
-    img = _pad_spatial(input_data, pad)
-    windows = [
-        img[:, :, y:y + stride * (out_h - 1) + 1:stride, x:x + stride * (out_w - 1) + 1:stride]
-        for y in range(filter_h) for x in range(filter_w)
-    ]
-    col = xp.stack(windows, axis=-1)
-    col = xp.permute_dims(col, (0, 2, 3, 1, 4))
-    return xp.reshape(col, (N * out_h * out_w, C * filter_h * filter_w))
+    cols = unfold(input_data, filter_h, filter_w, stride, pad)
+    return xp.reshape(xp.permute_dims(cols, (0, 2, 1)), (-1, cols.shape[1]))
 
 
 def col2im(col: Array, input_shape: tuple[int, int, int, int], filter_h: int, filter_w: int,
@@ -98,17 +129,12 @@ def col2im(col: Array, input_shape: tuple[int, int, int, int], filter_h: int, fi
     """
     xp = array_namespace(col)
     N, C, H, W = input_shape
-    out_h = conv_output_size(H, filter_h, stride, pad)
-    out_w = conv_output_size(W, filter_w, stride, pad)
-    expected = (N * out_h * out_w, C * filter_h * filter_w)
+    out_size = conv_output_size(H, filter_h, stride, pad) * conv_output_size(W, filter_w, stride, pad)
+    expected = (N * out_size, C * filter_h * filter_w)
     if tuple(col.shape) != expected:
         raise ValueError(f"col: expected shape {expected} for input_shape {tuple(input_shape)}, got {tuple(col.shape)}")
-    col = xp.permute_dims(xp.reshape(col, (N, out_h, out_w, C, filter_h, filter_w)), (0, 3, 4, 5, 1, 2))
-    img = xp.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=col.dtype, device=array_device(col))
-    for y in range(filter_h):
-        for x in range(filter_w):
-            img[:, :, y:y + stride * (out_h - 1) + 1:stride, x:x + stride * (out_w - 1) + 1:stride] += col[:, :, y, x, :, :]
-    return img[:, :, pad:pad + H, pad:pad + W]
+    cols = xp.permute_dims(xp.reshape(col, (N, out_size, expected[1])), (0, 2, 1))
+    return fold(cols, input_shape, filter_h, filter_w, stride, pad)
 
 
 def _pad_spatial(x: Array, pad: int) -> Array:

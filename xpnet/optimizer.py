@@ -43,25 +43,33 @@ class Optimizer:
         return {key: array_namespace(p).zeros_like(p) for key, p in params.items()}
 
     def state_dict(self) -> dict[str, Any]:
-        """State as a flat dict: ``"v/W1"`` -> array, ``"iter"`` -> int (empty before the first step)."""
+        """State as a flat dict: ``"v/W1"`` -> array, ``"iter"`` -> int (no arrays before the first step).
+
+        The arrays are copies: later steps (which update the state in place) leave them alone.
+        """
         state: dict[str, Any] = {}
         for name in self.state_names:
             value = getattr(self, name)
             if isinstance(value, dict):
-                state.update({f"{name}/{key}": array for key, array in value.items()})
+                state.update({f"{name}/{key}": _copy(array) for key, array in value.items()})
             elif value is not None:
                 state[name] = value
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned (arrays stay where they are given)."""
+        """Restore what :meth:`state_dict` returned (copies of the arrays, on the device they are given)."""
         for name in self.state_names:
             prefix = f"{name}/"
-            arrays = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+            arrays = {key[len(prefix):]: _copy(value) for key, value in state.items() if key.startswith(prefix)}
             if arrays:
                 setattr(self, name, arrays)
             elif name in state:
                 setattr(self, name, int(state[name]))
+
+
+def _copy(array: Array) -> Array:
+    """A copy of ``array`` on its own device (state is updated in place, so it must not be shared)."""
+    return array_namespace(array).asarray(array, copy=True)
 
 
 class SGD(Optimizer):

@@ -192,6 +192,7 @@ class BatchNormalization:
             raise ValueError(f"x: expected {self.gamma.shape[0]} features per sample, got {x.shape[1]}")
         if self.running_mean is None:
             self.running_mean = xp.zeros_like(self.gamma)
+        if self.running_var is None:
             self.running_var = xp.zeros_like(self.gamma)
         if train_flg:
             mu = xp.mean(x, axis=0)

@@ -211,7 +211,7 @@ def to_device(obj: Any, device: DeviceLike) -> Any:
     visited: set[int] = set()
 
     def convert(value: Any) -> Any:
-        if is_array_api_obj(value) and not isinstance(value, np.generic):
+        if is_array_api_obj(value) and not isinstance(value, (np.generic, type)):
             key = id(value)
             if key not in moved:
                 moved[key] = (value, target.asarray(value))

@@ -428,6 +428,24 @@ def test_optimizer_param_default_is_not_shared(data):
         trainer_module._DEFAULT_OPTIMIZER_PARAM["lr"] = 1.0
 
 
+class BookSGD:
+    """A user's optimizer written the book's way: update() only, no state_dict()."""
+
+    def __init__(self, lr=0.01):
+        self.lr = lr
+
+    def update(self, params, grads):
+        for key in params:
+            params[key] -= self.lr * grads[key]
+
+
+def test_book_style_optimizer_instance(data):
+    trainer = make_trainer(data, optimizer=BookSGD(lr=0.1), optimizer_param=trainer_module._DEFAULT_OPTIMIZER_PARAM)
+    before = full_loss(trainer)
+    trainer.train()
+    assert full_loss(trainer) < before
+
+
 def test_optimizer_instance(data):
     optimizer = SGD(lr=0.1)
     trainer = make_trainer(data, optimizer=optimizer, optimizer_param=trainer_module._DEFAULT_OPTIMIZER_PARAM)
@@ -476,6 +494,9 @@ GUARDS = {
                       TypeError, r"optimizer: expected a name or an object with update"),
     "cuda:99": (lambda d: d, {"device": "cuda:99"}, DeviceError, r"cuda:99|CuPy"),
     "tpu": (lambda d: d, {"device": "tpu"}, ValueError, r"device: expected 'cpu', 'cuda'"),
+    "checkpoint needs state_dict": (lambda d: d, {"optimizer": BookSGD(), "checkpoint": "never.npz",
+                                                  "optimizer_param": trainer_module._DEFAULT_OPTIMIZER_PARAM},
+                                    TypeError, r"the optimizer BookSGD has no state_dict"),
     "resume=True without checkpoint": (lambda d: d, {"resume": True}, ValueError, r"checkpoint is None"),
     "missing resume file": (lambda d: d, {"resume": "no-such-run.npz"}, FileNotFoundError, r"no-such-run"),
 }
@@ -526,3 +547,15 @@ def test_diverging_learning_rate_stops_training(data):
     net = BookNet(FEATURES, 16, CLASSES)
     with pytest.raises(FloatingPointError, match=r"train loss became (nan|inf) at epoch 1, iteration \d+"):
         make_trainer(data, net, epochs=2, optimizer_param={"lr": 1e38}).train()
+
+
+def test_nan_after_resume_names_the_checkpoint_resumed_from(data, tmp_path):
+    path = tmp_path / "run.npz"
+    make_trainer(data, epochs=1, checkpoint=path).train()
+    net = BookNet(FEATURES, 16, CLASSES)
+    loss = net.loss
+    net.loss = lambda x, t, train_flg=False: loss(x, t, train_flg) * (1.0 if train_flg else float("inf"))
+    trainer = make_trainer(data, net, epochs=2, resume=path)
+    with pytest.raises(FloatingPointError, match=r"became inf at epoch 2, iteration 6 \(step 1 of 5.*"
+                                                 r"run\.npz' \(epoch 1\), is intact"):
+        trainer.train()

@@ -114,6 +114,8 @@ class Trainer:
             raise TypeError(f"progress: expected None, a bool or a callable, got {type(progress).__name__}")
         if resume is True and checkpoint is None:
             raise ValueError("resume=True continues from the checkpoint file, but checkpoint is None")
+        if resume not in (None, True, False) and not os.path.isfile(resume):
+            raise FileNotFoundError(f"resume: no checkpoint file {os.fspath(resume)!r}")
         self.optimizer = _make_optimizer(optimizer, optimizer_param)
         if checkpoint is not None or resume not in (None, False):
             _check_checkpointable(self.optimizer)
@@ -154,7 +156,7 @@ class Trainer:
         self._order: Array | None = None
         self._pending_losses: list[Array] = []
         self._bar: Any = None
-        self._checkpoint_epoch: int | None = None
+        self._last_checkpoint: tuple[str, int] | None = None
 
         if resume is True:
             if os.path.exists(checkpoint):
@@ -252,7 +254,7 @@ class Trainer:
         if self.verbose:
             print("=== epoch:" + str(self.current_epoch) + ", train acc:" + str(train_acc)
                   + ", test acc:" + str(test_acc) + " ===")
-        if callable(self.progress) and not isinstance(self.progress, bool):
+        if callable(self.progress):
             self.progress(self.history)
 
     def _flush_losses(self) -> None:
@@ -279,9 +281,9 @@ class Trainer:
         message = (f"train loss became {value} at epoch {self.current_epoch + 1}, iteration {iteration} "
                    f"(step {epoch_iter} of {self.iter_per_epoch} in that epoch); training stopped. "
                    f"The learning rate is probably too high: lower it{hint}.")
-        if self._checkpoint_epoch is not None:
-            message += (f" The last checkpoint, {os.fspath(self.checkpoint)!r} (epoch {self._checkpoint_epoch}), "
-                        f"is intact: resume=... continues from it.")
+        if self._last_checkpoint is not None:
+            path, epoch = self._last_checkpoint
+            message += f" The last checkpoint, {path!r} (epoch {epoch}), is intact: resume=... continues from it."
         return message
 
     def _close_bar(self) -> None:
@@ -353,6 +355,7 @@ class Trainer:
 
         An interruption (Ctrl-C included) leaves any previous file at ``path`` intact.
         """
+        _check_checkpointable(self.optimizer)
         arrays = {f"params/{key}": to_numpy(value) for key, value in self.network.params.items()}
         arrays.update({f"buffers/{name}": to_numpy(getattr(owner, attr))
                        for name, (owner, attr) in _buffers(self.network).items()
@@ -378,12 +381,13 @@ class Trainer:
         }
         arrays["meta"] = to_numpy(bytearray(json.dumps(meta).encode("utf-8")))  # uint8: io keeps numbers only
         save_arrays(path, arrays)
-        self._checkpoint_epoch = self.current_epoch
+        self._last_checkpoint = (os.fspath(path), self.current_epoch)
 
     def load_checkpoint(self, path: PathLike) -> None:
         """Continue from a checkpoint written by :meth:`save_checkpoint`: params (in place,
         so layers still share them), buffers, optimizer state, counters, history and RNG
         states are put back, on this Trainer's device."""
+        _check_checkpointable(self.optimizer)
         arrays = load_arrays(path)
         where = f"checkpoint {os.fspath(path)!r}"
         if "meta" not in arrays:
@@ -432,7 +436,7 @@ class Trainer:
         self._epoch_iter = 0
         self._order = None
         self._pending_losses.clear()
-        self._checkpoint_epoch = self.current_epoch
+        self._last_checkpoint = (os.fspath(path), self.current_epoch)
 
     # ------------------------------------------------------------------ plots
 

@@ -340,6 +340,32 @@ def test_resume_after_ctrl_c_equals_uninterrupted_run(device, data, tmp_path):
     assert read_meta(path)["epoch"] == 3
 
 
+def test_resume_library_net_with_dropout_and_batchnorm(device, data, tmp_path):
+    """Dropout's generator and BatchNorm's running statistics come back too."""
+    nets = pytest.importorskip("xpnet.nets", reason="xpnet.nets is not importable here")
+
+    def build():
+        return nets.MultiLayerNetExtend(FEATURES, [16, 16], CLASSES, use_dropout=True, dropout_ratio=0.2,
+                                        use_batchnorm=True, seed=3)
+
+    options = dict(epochs=3, optimizer="Momentum", device=device, checkpoint=tmp_path / "run.npz")
+    reference = make_trainer(data, build(), **options)
+    history = reference.train()
+    net = build()
+    Interrupt(net, at=8)
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(data, net, **options).train()
+    resumed = make_trainer(data, build(), resume=True, **options)
+    assert resumed.current_epoch == 1
+    history_resumed = resumed.train()
+    for key in BOOK_LISTS:
+        assert history_resumed[key] == history[key]
+    for key, value in host_params(reference.network).items():
+        np.testing.assert_array_equal(value, to_numpy(resumed.network.params[key]))
+    np.testing.assert_array_equal(to_numpy(reference.network.layers["BatchNorm1"].running_mean),
+                                  to_numpy(resumed.network.layers["BatchNorm1"].running_mean))
+
+
 def test_resume_true_continues_from_checkpoint_when_present(data, tmp_path):
     path = tmp_path / "run.npz"
     fresh = make_trainer(data, checkpoint=path, resume=True)

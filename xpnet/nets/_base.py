@@ -80,24 +80,28 @@ class Net:
 
     def __init__(self, input_shape: tuple[int, ...], *, flat_input: bool, dtype: Any,
                  seed: int | None, device: DeviceLike) -> None:
-        self._home = get_device(device)
-        self._init_dtype = resolve_dtype(self._home.xp, dtype)
+        # Where and in which dtype the subclass creates its parameters; once built,
+        # the ``device`` and ``dtype`` properties (read from the params) are the truth.
+        self._build_device = get_device(device)
+        self._build_dtype = resolve_dtype(self._build_device.xp, dtype)
         self.input_shape = tuple(int(n) for n in input_shape)
         self._flat_input = flat_input
         self.rng = Generator(seed)
         self.params: dict[str, Array] = {}
         self.layers: OrderedDict[str, Any] | list[Any] = OrderedDict()
         self.last_layer = SoftmaxWithLoss()
+        # params key -> (layer, attribute) holding that array; the gradient is layer.d<attribute>
         self._slots: dict[str, tuple[Any, str]] = {}
+        # saved non-parameter state (BatchNorm running statistics): key -> (layer, attribute)
         self._buffers: dict[str, tuple[Any, str]] = {}
 
     # ----------------------------------------------------------------- building
     def _normal(self, shape: tuple[int, ...], scale: float) -> Array:
-        return self.rng.normal(shape, scale=scale, dtype=self._init_dtype, device=self._home)
+        return self.rng.normal(shape, scale=scale, dtype=self._build_dtype, device=self._build_device)
 
     def _filled(self, n: int, value: float) -> Array:
-        with self._home.activate():
-            return self._home.xp.full((n,), value, dtype=self._init_dtype, device=self._home.native)
+        with self._build_device.activate():
+            return self._build_device.xp.full((n,), value, dtype=self._build_dtype, device=self._build_device.native)
 
     def _register(self, layer: Any, **slots: str) -> Any:
         """Enter ``layer.<attr>`` as ``params[key]`` for each ``attr=key``; return ``layer``."""

@@ -133,7 +133,7 @@ def test_retries_are_bounded(server, tmp_path):
     server.modes["a"] = "500"
     with pytest.raises(DatasetError) as info:
         _load(server, tmp_path, mirrors=["a"])
-    assert server.requests == [("a", name) for name in GZ_NAMES for _ in range(download.ATTEMPTS)]
+    assert server.requests == [("a", GZ_NAMES[0])] * download.ATTEMPTS  # later files are not tried
     message = str(info.value)
     assert f"{server.url('a')}{GZ_NAMES[0]}: HTTP 500" in message
     assert str(tmp_path) in message and all(name in message for name in GZ_NAMES)

@@ -49,11 +49,15 @@ def fetch(
     A file is fetched from ``<mirror>/<file name>``.  ``timeout`` defaults to
     :data:`TIMEOUT`; ``progress`` shows a progress bar per file on stderr.  Returns, for
     each file that no mirror could deliver, one line per failed try (``url: reason``);
-    an empty dict means every file is in place and verified.
+    an empty dict means every file is in place and verified.  Once a file has
+    failed on every mirror (offline, say), the files after it are not tried.
     """
     order = list(mirrors)
-    failed = {}
+    failed: dict[str, list[str]] = {}
     for name, sha256 in files.items():
+        if failed:
+            failed[name] = [f"not tried: no mirror delivered {next(iter(failed))}"]
+            continue
         limit = TIMEOUT if timeout is None else timeout
         reasons = _fetch_one(name, sha256, folder, order, limit, progress)
         if reasons:

@@ -199,6 +199,14 @@ def test_cuda_by_name(name, data):
     assert full_loss(trainer) < before
 
 
+def test_auto_device_trains_where_get_device_points(data):
+    net = BookNet(FEATURES, 16, CLASSES)
+    trainer = make_trainer(data, net, device="auto")
+    assert trainer.device == backend.get_device("auto")
+    trainer.train()
+    assert_all_on(net, trainer.device)
+
+
 # --- epochs, sampling, evaluation ------------------------------------------------------------
 
 class BatchSpy:

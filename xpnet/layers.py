@@ -16,7 +16,7 @@ from array_api_compat import device as array_device
 
 from .backend import Generator, device_of
 from .functions import as_one_hot, log_softmax, sigmoid, softmax
-from .util import conv_output_size, fold, unfold
+from .util import add_windows, conv_output_size, fold, unfold, window_views
 
 Array = Any
 
@@ -267,10 +267,11 @@ class Convolution:
 class Pooling:
     """Max pooling; ``x: (N, C, H, W)`` -> ``(N, C, out_h, out_w)``.
 
-    Non-overlapping windows without padding (the usual 2x2, stride 2) are pooled
-    by a reshape; other settings go through :func:`unfold`.  Note: the default
-    ``stride`` is 2 (the book's default of 1 makes overlapping windows; every net
-    of the book passes ``stride=2``).
+    A running maximum over the ``pool_h*pool_w`` strided window views (elementwise
+    work only, no im2col); ``masks[k]`` marks where view ``k`` held the maximum
+    (the first one, on ties), for backward.  Note: the default ``stride`` is 2
+    (the book's default of 1 makes overlapping windows; every net of the book
+    passes ``stride=2``).
     """
 
     def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> None:
@@ -279,41 +280,25 @@ class Pooling:
         self.stride = stride
         self.pad = pad
         self.x_shape = None
-        self.arg_max = None
+        self.masks = None
 
     def forward(self, x: Array) -> Array:
         xp = array_namespace(x)
         if x.ndim != 4:
             raise ValueError(f"x: expected (N, C, H, W), got {tuple(x.shape)}")
-        N, C, H, W = x.shape
-        out_h = conv_output_size(H, self.pool_h, self.stride, self.pad)
-        out_w = conv_output_size(W, self.pool_w, self.stride, self.pad)
         self.x_shape = tuple(x.shape)
-        windows = xp.reshape(self._windows(x), (N, C, out_h, out_w, self.pool_h * self.pool_w))
-        self.arg_max = xp.argmax(windows, axis=-1)
-        return xp.max(windows, axis=-1)
+        views = window_views(x, self.pool_h, self.pool_w, self.stride, self.pad)
+        out = views[0]
+        for view in views[1:]:
+            out = xp.maximum(out, view)
+        taken = xp.zeros(out.shape, dtype=xp.bool, device=array_device(x))
+        self.masks = []
+        for view in views:
+            first = (view == out) & ~taken
+            taken = taken | first
+            self.masks.append(xp.astype(first, x.dtype))
+        return out
 
     def backward(self, dout: Array) -> Array:
-        xp = array_namespace(dout)
-        N, C, out_h, out_w = dout.shape
-        positions = xp.arange(self.pool_h * self.pool_w, dtype=self.arg_max.dtype, device=array_device(dout))
-        dwindows = xp.astype(self.arg_max[..., None] == positions, dout.dtype) * dout[..., None]
-        if self._tiles():
-            dx = xp.reshape(dwindows, (N, C, out_h, out_w, self.pool_h, self.pool_w))
-            return xp.reshape(xp.permute_dims(dx, (0, 1, 2, 4, 3, 5)), self.x_shape)
-        dcols = xp.reshape(xp.permute_dims(dwindows, (0, 1, 4, 2, 3)), (N, -1, out_h * out_w))
-        return fold(dcols, self.x_shape, self.pool_h, self.pool_w, self.stride, self.pad)
-
-    def _tiles(self) -> bool:
-        return self.pad == 0 and self.stride == self.pool_h == self.pool_w
-
-    def _windows(self, x: Array) -> Array:
-        """``(N, C, out_h, out_w, pool_h, pool_w)`` (or a reshape-compatible layout)."""
-        xp = array_namespace(x)
-        N, C, H, W = x.shape
-        if self._tiles():
-            blocks = xp.reshape(x, (N, C, H // self.pool_h, self.pool_h, W // self.pool_w, self.pool_w))
-            return xp.permute_dims(blocks, (0, 1, 2, 4, 3, 5))
-        cols = unfold(x, self.pool_h, self.pool_w, self.stride, self.pad)
-        out_size = cols.shape[-1]
-        return xp.permute_dims(xp.reshape(cols, (N, C, -1, out_size)), (0, 1, 3, 2))
+        parts = [mask * dout for mask in self.masks]
+        return add_windows(parts, self.x_shape, self.pool_h, self.pool_w, self.stride, self.pad)

@@ -69,6 +69,36 @@ def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: in
     return span // stride + 1
 
 
+def window_views(x: Array, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> list[Array]:
+    """The ``filter_h*filter_w`` strided views of the zero-padded ``x: (N, C, H, W)``.
+
+    View ``k = i*filter_w + j`` is ``(N, C, out_h, out_w)``: entry ``[..., y, x]`` is
+    the pixel at filter row ``i``, column ``j`` of the window at output ``(y, x)``.
+    """
+    N, C, H, W = x.shape
+    img = _pad_spatial(x, pad)
+    return [img[:, :, rows, cols] for rows, cols in _window_slices(H, W, filter_h, filter_w, stride, pad)]
+
+
+def add_windows(parts: Sequence[Array], input_shape: tuple[int, int, int, int], filter_h: int, filter_w: int,
+                stride: int = 1, pad: int = 0) -> Array:
+    """Sum each of ``parts`` (``(N, C, out_h, out_w)``, one per window position) back
+    where :func:`window_views` took it from: the adjoint of :func:`window_views`."""
+    xp = array_namespace(*parts)
+    N, C, H, W = input_shape
+    img = xp.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=parts[0].dtype, device=array_device(parts[0]))
+    for (rows, cols), part in zip(_window_slices(H, W, filter_h, filter_w, stride, pad), parts):
+        img[:, :, rows, cols] += part
+    return img[:, :, pad:pad + H, pad:pad + W]
+
+
+def _window_slices(H: int, W: int, filter_h: int, filter_w: int, stride: int, pad: int) -> list[tuple[slice, slice]]:
+    out_h = conv_output_size(H, filter_h, stride, pad)
+    out_w = conv_output_size(W, filter_w, stride, pad)
+    return [(slice(i, i + stride * (out_h - 1) + 1, stride), slice(j, j + stride * (out_w - 1) + 1, stride))
+            for i in range(filter_h) for j in range(filter_w)]
+
+
 def unfold(x: Array, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> Array:
     """Every filter window of ``x: (N, C, H, W)`` as a column, per sample.
 
@@ -77,15 +107,9 @@ def unfold(x: Array, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0
     transposed copies.  Rows are ordered channel, filter row, filter column.
     """
     xp = array_namespace(x)
-    N, C, H, W = x.shape
-    out_h = conv_output_size(H, filter_h, stride, pad)
-    out_w = conv_output_size(W, filter_w, stride, pad)
-    img = _pad_spatial(x, pad)
-    windows = [
-        img[:, :, y:y + stride * (out_h - 1) + 1:stride, x0:x0 + stride * (out_w - 1) + 1:stride]
-        for y in range(filter_h) for x0 in range(filter_w)
-    ]
-    return xp.reshape(xp.stack(windows, axis=2), (N, C * filter_h * filter_w, out_h * out_w))
+    views = window_views(x, filter_h, filter_w, stride, pad)
+    N, C, out_h, out_w = views[0].shape
+    return xp.reshape(xp.stack(views, axis=2), (N, C * filter_h * filter_w, out_h * out_w))
 
 
 def fold(cols: Array, input_shape: tuple[int, int, int, int], filter_h: int, filter_w: int,
@@ -101,12 +125,9 @@ def fold(cols: Array, input_shape: tuple[int, int, int, int], filter_h: int, fil
     expected = (N, C * filter_h * filter_w, out_h * out_w)
     if tuple(cols.shape) != expected:
         raise ValueError(f"cols: expected shape {expected} for input_shape {tuple(input_shape)}, got {tuple(cols.shape)}")
-    cols = xp.reshape(cols, (N, C, filter_h, filter_w, out_h, out_w))
-    img = xp.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=cols.dtype, device=array_device(cols))
-    for y in range(filter_h):
-        for x0 in range(filter_w):
-            img[:, :, y:y + stride * (out_h - 1) + 1:stride, x0:x0 + stride * (out_w - 1) + 1:stride] += cols[:, :, y, x0, :, :]
-    return img[:, :, pad:pad + H, pad:pad + W]
+    cols = xp.reshape(cols, (N, C, filter_h * filter_w, out_h, out_w))
+    parts = [cols[:, :, k, :, :] for k in range(filter_h * filter_w)]
+    return add_windows(parts, input_shape, filter_h, filter_w, stride, pad)
 
 
 def im2col(input_data: Array, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> Array:

@@ -30,11 +30,11 @@ class Relu:
     def forward(self, x: Array) -> Array:
         xp = array_namespace(x)
         self.mask = x <= 0
-        return xp.where(self.mask, 0.0, x)
+        return xp.maximum(x, 0.0)
 
     def backward(self, dout: Array) -> Array:
         xp = array_namespace(dout)
-        return xp.where(self.mask, 0.0, dout)
+        return dout * xp.astype(~self.mask, dout.dtype)
 
 
 class Sigmoid:
@@ -227,8 +227,8 @@ class Convolution:
     """2-D convolution; ``W: (FN, C, FH, FW)``, ``b: (FN,)``, ``x: (N, C, H, W)``
     -> ``(N, FN, out_h, out_w)``.
 
-    The book's im2col product, batched: ``cols = unfold(x)`` is ``(N, C*FH*FW, out_h*out_w)``
-    and ``out = W.reshape(FN, -1) @ cols``, which lands in ``(N, FN, ...)`` order directly.
+    The book's im2col product, transposed so that it is one large matrix product:
+    ``col = unfold(x)`` is ``(C*FH*FW, N*out_h*out_w)`` and ``out = W.reshape(FN, -1) @ col``.
     """
 
     def __init__(self, W: Array, b: Array, stride: int = 1, pad: int = 0) -> None:
@@ -237,7 +237,7 @@ class Convolution:
         self.stride = stride
         self.pad = pad
         self.x_shape = None
-        self.cols = None
+        self.col = None
         self.dW = None
         self.db = None
 
@@ -250,18 +250,18 @@ class Convolution:
         out_h = conv_output_size(H, FH, self.stride, self.pad)
         out_w = conv_output_size(W, FW, self.stride, self.pad)
         self.x_shape = tuple(x.shape)
-        self.cols = unfold(x, FH, FW, self.stride, self.pad)
-        out = xp.matmul(xp.reshape(self.W, (FN, -1)), self.cols)
-        return xp.reshape(out, (N, FN, out_h, out_w)) + xp.reshape(self.b, (FN, 1, 1))
+        self.col = unfold(x, FH, FW, self.stride, self.pad)
+        out = xp.matmul(xp.reshape(self.W, (FN, -1)), self.col) + xp.reshape(self.b, (FN, 1))
+        return xp.permute_dims(xp.reshape(out, (FN, N, out_h, out_w)), (1, 0, 2, 3))
 
     def backward(self, dout: Array) -> Array:
         xp = array_namespace(dout, self.W)
         FN, C, FH, FW = self.W.shape
-        dout = xp.reshape(dout, (dout.shape[0], FN, -1))
-        self.db = xp.sum(dout, axis=(0, 2))
-        self.dW = xp.reshape(xp.sum(xp.matmul(dout, xp.permute_dims(self.cols, (0, 2, 1))), axis=0), (FN, C, FH, FW))
-        dcols = xp.matmul(xp.reshape(self.W, (FN, -1)).T, dout)
-        return fold(dcols, self.x_shape, FH, FW, self.stride, self.pad)
+        dout = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (FN, -1))
+        self.db = xp.sum(dout, axis=1)
+        self.dW = xp.reshape(xp.matmul(dout, self.col.T), (FN, C, FH, FW))
+        dcol = xp.matmul(xp.reshape(self.W, (FN, -1)).T, dout)
+        return fold(dcol, self.x_shape, FH, FW, self.stride, self.pad)
 
 
 class Pooling:

@@ -100,34 +100,40 @@ def _window_slices(H: int, W: int, filter_h: int, filter_w: int, stride: int, pa
 
 
 def unfold(x: Array, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> Array:
-    """Every filter window of ``x: (N, C, H, W)`` as a column, per sample.
+    """Every filter window of ``x: (N, C, H, W)`` as a column: :func:`im2col`, transposed.
 
-    Returns ``(N, C*filter_h*filter_w, out_h*out_w)``: the batched, transposed form
-    of :func:`im2col`, which lets a convolution be one batched matmul with no
-    transposed copies.  Rows are ordered channel, filter row, filter column.
+    Returns ``(C*filter_h*filter_w, N*out_h*out_w)``, rows ordered channel, filter
+    row, filter column (as ``W.reshape(FN, -1)``), columns ordered sample, output
+    row, output column.  In this layout a convolution is ONE matrix product
+    ``W.reshape(FN, -1) @ unfold(x)``, which is what BLAS and cuBLAS do fastest.
     """
     xp = array_namespace(x)
-    views = window_views(x, filter_h, filter_w, stride, pad)
-    N, C, out_h, out_w = views[0].shape
-    return xp.reshape(xp.stack(views, axis=2), (N, C * filter_h * filter_w, out_h * out_w))
+    N, C, H, W = x.shape
+    views = window_views(xp.permute_dims(x, (1, 0, 2, 3)), filter_h, filter_w, stride, pad)
+    _, _, out_h, out_w = views[0].shape
+    cols = xp.empty((C, len(views), N, out_h, out_w), dtype=x.dtype, device=array_device(x))
+    for k, view in enumerate(views):
+        cols[:, k, :, :, :] = view
+    return xp.reshape(cols, (C * filter_h * filter_w, N * out_h * out_w))
 
 
 def fold(cols: Array, input_shape: tuple[int, int, int, int], filter_h: int, filter_w: int,
          stride: int = 1, pad: int = 0) -> Array:
     """Sum columns of windows back into an image: the adjoint of :func:`unfold`.
 
-    ``cols: (N, C*filter_h*filter_w, out_h*out_w)`` -> ``(N, C, H, W)``.
+    ``cols: (C*filter_h*filter_w, N*out_h*out_w)`` -> ``(N, C, H, W)``.
     """
     xp = array_namespace(cols)
     N, C, H, W = input_shape
     out_h = conv_output_size(H, filter_h, stride, pad)
     out_w = conv_output_size(W, filter_w, stride, pad)
-    expected = (N, C * filter_h * filter_w, out_h * out_w)
+    expected = (C * filter_h * filter_w, N * out_h * out_w)
     if tuple(cols.shape) != expected:
         raise ValueError(f"cols: expected shape {expected} for input_shape {tuple(input_shape)}, got {tuple(cols.shape)}")
-    cols = xp.reshape(cols, (N, C, filter_h * filter_w, out_h, out_w))
-    parts = [cols[:, :, k, :, :] for k in range(filter_h * filter_w)]
-    return add_windows(parts, input_shape, filter_h, filter_w, stride, pad)
+    cols = xp.reshape(cols, (C, filter_h * filter_w, N, out_h, out_w))
+    parts = [cols[:, k, :, :, :] for k in range(filter_h * filter_w)]
+    img = add_windows(parts, (C, N, H, W), filter_h, filter_w, stride, pad)
+    return xp.permute_dims(img, (1, 0, 2, 3))
 
 
 def im2col(input_data: Array, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> Array:
@@ -135,10 +141,9 @@ def im2col(input_data: Array, filter_h: int, filter_w: int, stride: int = 1, pad
 
     Returns ``(N*out_h*out_w, C*filter_h*filter_w)``; a row holds one window,
     ordered channel, then filter row, then filter column (as ``W.reshape(FN, -1)``).
+    This is the transpose of :func:`unfold`.
     """
-    xp = array_namespace(input_data)
-    cols = unfold(input_data, filter_h, filter_w, stride, pad)
-    return xp.reshape(xp.permute_dims(cols, (0, 2, 1)), (-1, cols.shape[1]))
+    return unfold(input_data, filter_h, filter_w, stride, pad).T
 
 
 def col2im(col: Array, input_shape: tuple[int, int, int, int], filter_h: int, filter_w: int,
@@ -148,14 +153,12 @@ def col2im(col: Array, input_shape: tuple[int, int, int, int], filter_h: int, fi
     The adjoint of :func:`im2col`: ``<im2col(x), c> == <x, col2im(c)>``.
     ``col: (N*out_h*out_w, C*filter_h*filter_w)`` -> ``(N, C, H, W)``.
     """
-    xp = array_namespace(col)
-    N, C, H, W = input_shape
-    out_size = conv_output_size(H, filter_h, stride, pad) * conv_output_size(W, filter_w, stride, pad)
-    expected = (N * out_size, C * filter_h * filter_w)
-    if tuple(col.shape) != expected:
-        raise ValueError(f"col: expected shape {expected} for input_shape {tuple(input_shape)}, got {tuple(col.shape)}")
-    cols = xp.permute_dims(xp.reshape(col, (N, out_size, expected[1])), (0, 2, 1))
-    return fold(cols, input_shape, filter_h, filter_w, stride, pad)
+    if col.ndim != 2:
+        raise ValueError(f"col: expected a 2-D (N*out_h*out_w, C*filter_h*filter_w) array, got {tuple(col.shape)}")
+    try:
+        return fold(col.T, input_shape, filter_h, filter_w, stride, pad)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("cols: expected shape (", "col: expected the transpose of (")) from None
 
 
 def _pad_spatial(x: Array, pad: int) -> Array:

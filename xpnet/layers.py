@@ -259,7 +259,7 @@ class Convolution:
         FN, C, FH, FW = self.W.shape
         dout = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (FN, -1))
         self.db = xp.sum(dout, axis=1)
-        self.dW = xp.reshape(xp.matmul(dout, self.col.T), (FN, C, FH, FW))
+        self.dW = xp.reshape(xp.matmul(self.col, dout.T).T, (FN, C, FH, FW))
         dcol = xp.matmul(xp.reshape(self.W, (FN, -1)).T, dout)
         return fold(dcol, self.x_shape, FH, FW, self.stride, self.pad)
 

@@ -21,6 +21,10 @@ What differs from the book:
 * ``seed`` drives the shuffling only; the network's own seed drives its weight
   init and Dropout.  The same seeds on the same backend give the same history,
   bit for bit.
+* The loss logged for a step is the one ``network.gradient`` computed on the
+  batch (networks that keep it as ``last_loss``, as xpnet's do), so a step costs
+  one forward pass, not two; for other networks, ``network.loss`` after the
+  update, as in the book.
 * Losses stay on the device and are converted to Python floats in bulk (every
   ``_FLUSH_EVERY`` steps and at the end of each epoch), so a GPU run does not
   wait on the device at every step.  A NaN/inf loss stops training with
@@ -184,8 +188,11 @@ class Trainer:
             x_batch = xp.take(self.x_train, idx, axis=0)
             t_batch = xp.take(self.t_train, idx, axis=0)
             grads = self.network.gradient(x_batch, t_batch)
+            loss = getattr(self.network, "last_loss", None)
             self.optimizer.update(self.network.params, grads)
-            self._pending_losses.append(self.device.asarray(self.network.loss(x_batch, t_batch)))
+            if loss is None:
+                loss = self.network.loss(x_batch, t_batch)
+            self._pending_losses.append(self.device.asarray(loss))
         self.current_iter += 1
         self._epoch_iter += 1
         self._epoch_samples += int(x_batch.shape[0])

@@ -243,8 +243,10 @@ class Net:
         """Gradients of :meth:`loss` (training mode) by backpropagation, keyed like ``params``.
 
         Weights' gradients include the weight-decay term ``weight_decay_lambda * W``.
+        The loss this forward pass computed is kept as ``last_loss`` (the Trainer logs it,
+        so a training step needs no second forward pass).
         """
-        self.loss(x, t, train_flg=True)
+        self.last_loss = self.loss(x, t, train_flg=True)
         with self.device.activate():
             dout = self.last_layer.backward(1.0)
             for layer in reversed(list(self._sequence())):

@@ -21,10 +21,10 @@ def numerical_gradient(f: Callable[[Array], Any], x: Array, h: float = 1e-4) -> 
     xp = array_namespace(x)
     slopes = []
     for index in itertools.product(*(range(n) for n in x.shape)):
-        original = x[index]
-        x[index] = float(original) + h
+        original = float(x[index])  # a Python float: x[index] is a view on some backends (torch)
+        x[index] = original + h
         f_plus = float(f(x))
-        x[index] = float(original) - h
+        x[index] = original - h
         f_minus = float(f(x))
         x[index] = original
         slopes.append((f_plus - f_minus) / (2.0 * h))

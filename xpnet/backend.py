@@ -165,7 +165,10 @@ def get_device(spec: DeviceLike = "cpu", native: Any = None) -> Device:
 
 def _namespace_device(module: types.ModuleType, native: Any) -> Device:
     probe = module.asarray(0)
-    return _device(array_namespace(probe), array_api_compat.device(probe) if native is None else native)
+    xp = array_namespace(probe)
+    if array_api_compat.is_cupy_namespace(xp):
+        return _cuda_device(int(getattr(native, "id", native or 0)))
+    return _device(xp, array_api_compat.device(probe) if native is None else native)
 
 
 def device_of(x: Array) -> Device:
@@ -177,7 +180,7 @@ def _device(xp: Any, native: Any) -> Device:
     if array_api_compat.is_numpy_namespace(xp):
         return CPU
     if array_api_compat.is_cupy_namespace(xp):
-        return _cuda_device(int(getattr(native, "id", native)))
+        return Device(xp, native, f"cuda:{native.id}")
     label = getattr(native, "_device", native)
     return Device(xp, native, f"{xp.__name__.split('.')[-1]}:{label}")
 

@@ -100,27 +100,19 @@ class Momentum(Optimizer):
         for key in params:
             self.v[key] *= self.momentum
             self.v[key] -= self.lr * grads[key]
-            params[key] += self.v[key]
+            self._move(params, key, grads[key])
+
+    def _move(self, params: Params, key: str, grad: Array) -> None:
+        params[key] += self.v[key]
 
 
-class Nesterov(Optimizer):
-    """Nesterov's accelerated gradient in the book's reformulation."""
+class Nesterov(Momentum):
+    """Nesterov's accelerated gradient in the book's reformulation: the velocity as in
+    :class:`Momentum`, then ``W += momentum**2 * v - (1 + momentum) * lr * dW``."""
 
-    state_names = ("v",)
-
-    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
-        super().__init__(lr)
-        self.momentum = float(momentum)
-        self.v = None
-
-    def _step(self, params: Params, grads: Params) -> None:
-        if self.v is None:
-            self.v = self._zeros_like(params)
-        for key in params:
-            self.v[key] *= self.momentum
-            self.v[key] -= self.lr * grads[key]
-            params[key] += self.momentum * self.momentum * self.v[key]
-            params[key] -= (1.0 + self.momentum) * self.lr * grads[key]
+    def _move(self, params: Params, key: str, grad: Array) -> None:
+        params[key] += self.momentum * self.momentum * self.v[key]
+        params[key] -= (1.0 + self.momentum) * self.lr * grad
 
 
 class AdaGrad(Optimizer):

@@ -146,12 +146,7 @@ class Net:
 
     # ------------------------------------------------------------------- checks
     def _check_x(self, x: Any, device: Device) -> None:
-        if not is_array_api_obj(x):
-            raise TypeError(f"x: expected an array, got {type(x).__name__}")
-        where = device_of(x)
-        if where != device:
-            raise ValueError(f"x: is on {where!r} but the net's parameters are on {device!r}; move it first "
-                             "with xpnet.backend.to_device(x, net.device) or net.device.asarray(x)")
+        _check_on_device("x", x, device)
         features = tuple(x.shape[1:])
         fits = (x.ndim >= 2 and math.prod(features) == self.input_shape[0]) if self._flat_input \
             else features == self.input_shape
@@ -161,12 +156,7 @@ class Net:
             raise ValueError(f"x: expected shape {expected}, got {tuple(x.shape)}")
 
     def _check_t(self, x: Array, t: Any, device: Device) -> None:
-        if not is_array_api_obj(t):
-            raise TypeError(f"t: expected an array of labels, got {type(t).__name__}")
-        where = device_of(t)
-        if where != device:
-            raise ValueError(f"t: is on {where!r} but the net's parameters are on {device!r}; move it first "
-                             "with xpnet.backend.to_device(t, net.device) or net.device.asarray(t)")
+        _check_on_device("t", t, device)
         if t.ndim not in (1, 2) or t.shape[0] != x.shape[0]:
             raise ValueError(f"t: expected {x.shape[0]} labels (one per sample of x) as indices (N,) or "
                              f"one-hot (N, C), got shape {tuple(t.shape)}")
@@ -319,3 +309,13 @@ class Net:
                 setattr(layer, attr, value)
                 if key in self._slots:
                     self.params[key] = value
+
+
+def _check_on_device(name: str, a: Any, device: Device) -> None:
+    """``a`` must be an array on ``device`` (the net's); the error says how to move it."""
+    if not is_array_api_obj(a):
+        raise TypeError(f"{name}: expected an array, got {type(a).__name__}")
+    where = device_of(a)
+    if where != device:
+        raise ValueError(f"{name}: is on {where!r} but the net's parameters are on {device!r}; move it first "
+                         f"with xpnet.backend.to_device({name}, net.device) or net.device.asarray({name})")

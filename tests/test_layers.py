@@ -344,3 +344,17 @@ def test_non_tiling_convolution_raises(device):
     conv = Convolution(_host(device, np.ones((1, 1, 2, 2))), _host(device, np.zeros(1)), stride=2)
     with pytest.raises(ValueError):
         conv.forward(_host(device, np.ones((1, 1, 5, 5))))
+
+
+def test_first_layer_skips_the_input_gradient_but_not_its_own(device):
+    rng = np.random.default_rng(7)
+    x = device.asarray(rng.standard_normal((4, 2, 5, 5)), dtype="float64")
+    W = device.asarray(rng.standard_normal((3, 2, 3, 3)), dtype="float64")
+    b = device.asarray(rng.standard_normal(3), dtype="float64")
+    full, first = Convolution(W, b, pad=1), Convolution(W, b, pad=1)
+    first.input_grad = False
+    dout = device.asarray(rng.standard_normal((4, 3, 5, 5)), dtype="float64")
+    full.forward(x), first.forward(x)
+    assert full.backward(dout) is not None and first.backward(dout) is None
+    np.testing.assert_array_equal(to_numpy(first.dW), to_numpy(full.dW))
+    np.testing.assert_array_equal(to_numpy(first.db), to_numpy(full.db))

@@ -52,7 +52,13 @@ class Sigmoid:
 
 
 class Affine:
-    """``x @ W + b``; ``x: (N, ...)`` is flattened to ``(N, D)``, ``W: (D, M)``, ``b: (M,)``."""
+    """``x @ W + b``; ``x: (N, ...)`` is flattened to ``(N, D)``, ``W: (D, M)``, ``b: (M,)``.
+
+    ``input_grad = False`` (a net sets it on its first layer, whose ``dx`` nobody uses):
+    backward computes ``dW`` and ``db`` only and returns ``None``.
+    """
+
+    input_grad = True
 
     def __init__(self, W: Array, b: Array) -> None:
         self.W = W
@@ -74,6 +80,8 @@ class Affine:
         xp = array_namespace(dout, self.W)
         self.dW = xp.matmul(self.x.T, dout)
         self.db = xp.sum(dout, axis=0)
+        if not self.input_grad:
+            return None
         return xp.reshape(xp.matmul(dout, self.W.T), self.original_x_shape)
 
 
@@ -229,7 +237,10 @@ class Convolution:
 
     The book's im2col product, transposed so that it is one large matrix product:
     ``col = unfold(x)`` is ``(C*FH*FW, N*out_h*out_w)`` and ``out = W.reshape(FN, -1) @ col``.
+    ``input_grad = False`` (a net's first layer): backward skips ``dx`` and returns ``None``.
     """
+
+    input_grad = True
 
     def __init__(self, W: Array, b: Array, stride: int = 1, pad: int = 0) -> None:
         self.W = W
@@ -260,6 +271,8 @@ class Convolution:
         dout = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (FN, -1))
         self.db = xp.sum(dout, axis=1)
         self.dW = xp.reshape(xp.matmul(self.col, dout.T).T, (FN, C, FH, FW))
+        if not self.input_grad:
+            return None
         dcol = xp.matmul(xp.reshape(self.W, (FN, -1)).T, dout)
         return fold(dcol, self.x_shape, FH, FW, self.stride, self.pad)
 

@@ -111,14 +111,17 @@ class Net:
         return layer
 
     def _affine(self, index: int, fan_in: int, fan_out: int, scale: float) -> Affine:
-        """``Affine`` with ``W{index}: (fan_in, fan_out)`` ~ N(0, scale**2) and ``b{index} = 0``."""
+        """``Affine`` with ``W{index}: (fan_in, fan_out)`` ~ N(0, scale**2) and ``b{index} = 0``
+        (index 1 is the first layer: its input gradient is not computed)."""
         layer = Affine(self._normal((fan_in, fan_out), scale), self._filled(fan_out, 0.0))
+        layer.input_grad = index > 1
         return self._register(layer, W=f"W{index}", b=f"b{index}")
 
     def _convolution(self, index: int, shape: tuple[int, int, int, int], scale: float,
                      stride: int, pad: int) -> Convolution:
         """``Convolution`` with ``W{index}: shape (FN, C, FH, FW)`` ~ N(0, scale**2), ``b{index} = 0``."""
         layer = Convolution(self._normal(shape, scale), self._filled(shape[0], 0.0), stride=stride, pad=pad)
+        layer.input_grad = index > 1
         return self._register(layer, W=f"W{index}", b=f"b{index}")
 
     def _batchnorm(self, index: int, size: int) -> BatchNormalization:

@@ -56,7 +56,7 @@ def fetch(
     failed: dict[str, list[str]] = {}
     for name, sha256 in files.items():
         if failed:
-            failed[name] = [f"not tried: no mirror delivered {next(iter(failed))}"]
+            failed[name] = [f"{name}: not tried, since no mirror delivered {next(iter(failed))}"]
             continue
         limit = TIMEOUT if timeout is None else timeout
         reasons = _fetch_one(name, sha256, folder, order, limit, progress)
@@ -112,7 +112,8 @@ def _download(url: str, dest: Path, sha256: str, timeout: float, progress: bool)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     os.close(fd)
     # pooch sets the bar's total from Content-Length; total=1 keeps it truthy until then.
-    bar = tqdm(total=1, desc=dest.name, unit="B", unit_scale=True, file=sys.stderr) if progress else None
+    # delay: a try that fails at once (offline) shows no empty bar.
+    bar = tqdm(total=1, desc=dest.name, unit="B", unit_scale=True, file=sys.stderr, delay=0.5) if progress else None
     try:
         pooch.HTTPDownloader(progressbar=bar or False, timeout=timeout)(url, tmp, None)
         actual = pooch.file_hash(tmp, alg="sha256")

@@ -99,6 +99,9 @@ CONV = {
     "conv-s2-p1": ((2, 2, 5, 5), (2, 2, 3, 3), 2, 1, (2, 2, 3, 3)),
     "conv-s1-p2": ((1, 2, 3, 3), (2, 2, 3, 3), 1, 2, (1, 2, 5, 5)),
     "conv-s2-p0-nonsquare": ((2, 1, 5, 4), (2, 1, 3, 2), 2, 0, (2, 2, 2, 2)),
+    # FN <= C with stride 1: dx is computed as a convolution of the padded dout
+    "conv-s1-p1-fewer-filters": ((2, 3, 5, 5), (2, 3, 3, 3), 1, 1, (2, 2, 5, 5)),
+    "conv-s1-p0-5x5-fewer-filters": ((1, 3, 6, 6), (2, 3, 5, 5), 1, 0, (1, 2, 2, 2)),
 }
 # name: (x shape, (pool_h, pool_w, stride, pad), output shape)
 POOL = {

@@ -237,6 +237,9 @@ class Convolution:
 
     The book's im2col product, transposed so that it is one large matrix product:
     ``col = unfold(x)`` is ``(C*FH*FW, N*out_h*out_w)`` and ``out = W.reshape(FN, -1) @ col``.
+    Backward computes ``dx`` as a convolution too (of ``dout``, padded, with the flipped
+    filters: no col2im) where that is the smaller job (stride 1, square filters, FN <= C);
+    otherwise it folds ``W.T @ dout`` back with col2im.
     ``input_grad = False`` (a net's first layer): backward skips ``dx`` and returns ``None``.
     """
 
@@ -249,6 +252,7 @@ class Convolution:
         self.pad = pad
         self.x_shape = None
         self.col = None
+        self.dout_col = None
         self.dW = None
         self.db = None
 
@@ -261,19 +265,25 @@ class Convolution:
         out_h = conv_output_size(H, FH, self.stride, self.pad)
         out_w = conv_output_size(W, FW, self.stride, self.pad)
         self.x_shape = tuple(x.shape)
-        self.col = unfold(x, FH, FW, self.stride, self.pad)
+        self.col = unfold(x, FH, FW, self.stride, self.pad, out=self.col)
         out = xp.matmul(xp.reshape(self.W, (FN, -1)), self.col) + xp.reshape(self.b, (FN, 1))
         return xp.permute_dims(xp.reshape(out, (FN, N, out_h, out_w)), (1, 0, 2, 3))
 
     def backward(self, dout: Array) -> Array:
         xp = array_namespace(dout, self.W)
         FN, C, FH, FW = self.W.shape
-        dout = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (FN, -1))
-        self.db = xp.sum(dout, axis=1)
-        self.dW = xp.reshape(xp.matmul(self.col, dout.T).T, (FN, C, FH, FW))
+        dout2 = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (FN, -1))
+        self.db = xp.sum(dout2, axis=1)
+        self.dW = xp.reshape(xp.matmul(self.col, dout2.T).T, (FN, C, FH, FW))
         if not self.input_grad:
             return None
-        dcol = xp.matmul(xp.reshape(self.W, (FN, -1)).T, dout)
+        if self.stride == 1 and FH == FW and self.pad < FH and FN <= C:
+            flipped = xp.permute_dims(xp.flip(self.W, axis=(2, 3)), (1, 0, 2, 3))
+            self.dout_col = unfold(dout, FH, FW, 1, FH - 1 - self.pad, out=self.dout_col)
+            dx = xp.matmul(xp.reshape(flipped, (C, -1)), self.dout_col)
+            N, _, H, W = self.x_shape
+            return xp.permute_dims(xp.reshape(dx, (C, N, H, W)), (1, 0, 2, 3))
+        dcol = xp.matmul(xp.reshape(self.W, (FN, -1)).T, dout2)
         return fold(dcol, self.x_shape, FH, FW, self.stride, self.pad)
 
 
@@ -281,8 +291,8 @@ class Pooling:
     """Max pooling; ``x: (N, C, H, W)`` -> ``(N, C, out_h, out_w)``.
 
     A running maximum over the ``pool_h*pool_w`` strided window views (elementwise
-    work only, no im2col); ``masks[k]`` marks where view ``k`` held the maximum
-    (the first one, on ties), for backward.  Note: the default ``stride`` is 2
+    work only, no im2col), computed channel-major like :func:`unfold`; ``masks[k]``
+    marks where view ``k`` held the maximum (the first one, on ties), for backward.  Note: the default ``stride`` is 2
     (the book's default of 1 makes overlapping windows; every net of the book
     passes ``stride=2``).
     """
@@ -300,7 +310,7 @@ class Pooling:
         if x.ndim != 4:
             raise ValueError(f"x: expected (N, C, H, W), got {tuple(x.shape)}")
         self.x_shape = tuple(x.shape)
-        views = window_views(x, self.pool_h, self.pool_w, self.stride, self.pad)
+        views = window_views(xp.permute_dims(x, (1, 0, 2, 3)), self.pool_h, self.pool_w, self.stride, self.pad)
         out = views[0]
         for view in views[1:]:
             out = xp.maximum(out, view)
@@ -310,8 +320,12 @@ class Pooling:
             first = (view == out) & ~taken
             taken = taken | first
             self.masks.append(xp.astype(first, x.dtype))
-        return out
+        return xp.permute_dims(out, (1, 0, 2, 3))
 
     def backward(self, dout: Array) -> Array:
+        xp = array_namespace(dout)
+        dout = xp.permute_dims(dout, (1, 0, 2, 3))
         parts = [mask * dout for mask in self.masks]
-        return add_windows(parts, self.x_shape, self.pool_h, self.pool_w, self.stride, self.pad)
+        N, C, H, W = self.x_shape
+        dx = add_windows(parts, (C, N, H, W), self.pool_h, self.pool_w, self.stride, self.pad)
+        return xp.permute_dims(dx, (1, 0, 2, 3))

@@ -99,19 +99,26 @@ def _window_slices(H: int, W: int, filter_h: int, filter_w: int, stride: int, pa
             for i in range(filter_h) for j in range(filter_w)]
 
 
-def unfold(x: Array, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> Array:
+def unfold(x: Array, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0, *,
+           out: Array | None = None) -> Array:
     """Every filter window of ``x: (N, C, H, W)`` as a column: :func:`im2col`, transposed.
 
     Returns ``(C*filter_h*filter_w, N*out_h*out_w)``, rows ordered channel, filter
     row, filter column (as ``W.reshape(FN, -1)``), columns ordered sample, output
     row, output column.  In this layout a convolution is ONE matrix product
     ``W.reshape(FN, -1) @ unfold(x)``, which is what BLAS and cuBLAS do fastest.
+    ``out``: a previous result of the same shape whose memory may be reused (a
+    large fresh array costs page faults on every call).
     """
     xp = array_namespace(x)
     N, C, H, W = x.shape
     views = window_views(xp.permute_dims(x, (1, 0, 2, 3)), filter_h, filter_w, stride, pad)
     _, _, out_h, out_w = views[0].shape
-    cols = xp.empty((C, len(views), N, out_h, out_w), dtype=x.dtype, device=array_device(x))
+    shape = (C, len(views), N, out_h, out_w)
+    if out is not None and tuple(out.shape) == (C * len(views), N * out_h * out_w) and out.dtype == x.dtype:
+        cols = xp.reshape(out, shape)
+    else:
+        cols = xp.empty(shape, dtype=x.dtype, device=array_device(x))
     for k, view in enumerate(views):
         cols[:, k, :, :, :] = view
     return xp.reshape(cols, (C * filter_h * filter_w, N * out_h * out_w))

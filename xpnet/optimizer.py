@@ -129,28 +129,23 @@ class AdaGrad(Optimizer):
             self.h = self._zeros_like(params)
         for key in params:
             xp = array_namespace(params[key])
-            self.h[key] += grads[key] * grads[key]
+            self._accumulate(key, grads[key])
             params[key] -= self.lr * grads[key] / (xp.sqrt(self.h[key]) + 1e-7)
 
+    def _accumulate(self, key: str, grad: Array) -> None:
+        self.h[key] += grad * grad
 
-class RMSprop(Optimizer):
-    """``h = decay_rate * h + (1 - decay_rate) * dW**2;  W -= lr * dW / (sqrt(h) + 1e-7)``."""
 
-    state_names = ("h",)
+class RMSprop(AdaGrad):
+    """AdaGrad with a leaky sum: ``h = decay_rate * h + (1 - decay_rate) * dW**2``."""
 
     def __init__(self, lr: float = 0.01, decay_rate: float = 0.99) -> None:
         super().__init__(lr)
         self.decay_rate = float(decay_rate)
-        self.h = None
 
-    def _step(self, params: Params, grads: Params) -> None:
-        if self.h is None:
-            self.h = self._zeros_like(params)
-        for key in params:
-            xp = array_namespace(params[key])
-            self.h[key] *= self.decay_rate
-            self.h[key] += (1.0 - self.decay_rate) * grads[key] * grads[key]
-            params[key] -= self.lr * grads[key] / (xp.sqrt(self.h[key]) + 1e-7)
+    def _accumulate(self, key: str, grad: Array) -> None:
+        self.h[key] *= self.decay_rate
+        self.h[key] += (1.0 - self.decay_rate) * grad * grad
 
 
 class Adam(Optimizer):

@@ -49,8 +49,9 @@ def load_dataset(name: str, *, flatten: bool, seed: int) -> tuple[tuple[Any, Any
     except DatasetError as exc:
         if name == "mnist":
             raise DatasetError(f"{exc}\nNo network? Train on the bundled real digits: --dataset mnist-sample") from exc
-        print(f"full MNIST could not be had ({str(exc).splitlines()[0]}); "
-              "training on the bundled sample instead", file=sys.stderr)
+        reason = str(exc).splitlines()[0].rstrip(":")
+        print(f"full MNIST could not be had ({reason}); training on the bundled sample instead "
+              "(--dataset mnist shows the whole error)", file=sys.stderr)
         train, test = load_mnist_sample(flatten=flatten)
         return train, test, "MNIST sample bundled with xpnet (8,000 train / 2,000 test)"
 

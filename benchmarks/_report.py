@@ -6,6 +6,7 @@ import datetime
 import importlib.metadata
 import os
 import platform
+import subprocess
 from pathlib import Path
 
 from xpnet import backend
@@ -27,6 +28,21 @@ def machine(device: backend.Device) -> str:
     return text
 
 
+def source() -> str:
+    """The commit timed, and whether ``xpnet/`` had uncommitted changes (they are timed too)."""
+    root = RESULTS.parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", "xpnet")
+    except (OSError, subprocess.CalledProcessError):
+        return "not a git checkout"
+    return f"git {commit}" + (" + uncommitted changes in xpnet/" if dirty else "")
+
+
 def environment(device: backend.Device, *, title: str, args: dict, notes: list[str]) -> str:
     """The Markdown header: date, machine, device, versions, arguments, notes."""
     versions = []
@@ -41,6 +57,7 @@ def environment(device: backend.Device, *, title: str, args: dict, notes: list[s
         f"- machine: {machine(device)}",
         f"- device: {device.name}",
         f"- versions: {', '.join(versions)}, Python {platform.python_version()}",
+        f"- source: {source()}",
         f"- arguments: {' '.join(f'--{k.replace(chr(95), chr(45))}={v}' for k, v in args.items())}",
     ]
     lines += [f"- note: {note}" for note in notes]

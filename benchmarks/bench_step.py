@@ -1,22 +1,44 @@
-"""Training-step benchmark: xpnet vs PyTorch eager on the book's two convnets.
+"""Training-step benchmark: xpnet vs PyTorch eager (and the book's code) on the book's two convnets.
 
 One process, interleaved rounds (every case once per round), median of the rounds
 with min and max.  Cases: a full training step (forward + backward + Adam, batch
 100, MNIST-shaped input) and forward only, for SimpleConvNet and DeepConvNet, in
-xpnet and (when installed) the same architecture in PyTorch; plus per-layer times
-for xpnet.  Prints a Markdown table; ``--write`` also saves it under
-``benchmarks/results/``.
+xpnet, in the same architecture in PyTorch (when installed) and, with
+``--book-dir``, in the book's own code (NumPy, float64, from a checkout of the
+book's repository); plus per-layer times for xpnet.  Prints a Markdown table;
+``--write`` also saves it under ``benchmarks/results/``.
 
     python benchmarks/bench_step.py --device cpu --rounds 7 --write
+    python benchmarks/bench_step.py --device cpu --rounds 7 --book-dir ~/deep-learning-from-scratch
+
+Fairness.  NumPy's OpenBLAS and PyTorch's OpenMP/MKL each keep a thread pool whose
+idle threads busy-wait for a while after a call (OpenBLAS: 2**28 TSC cycles, about
+0.1 s; libgomp: GOMP_SPINCOUNT spins) before they sleep.  Interleaving the
+libraries in one process then lets the previous case's spinning threads steal
+cores from the next case.  So every timed block is preceded by an idle gap
+(``--gap``, default 0.3 s, longer than those spin times) and by one untimed warm-up
+call of the same case (``--warmup``), which puts each library back in its
+steady state: its own pool awake, the other pools asleep.  And glibc's malloc
+raises its mmap/trim thresholds as large blocks are freed, so a case's page
+faults would depend on the cases run before it; ``--malloc pinned`` (default)
+fixes the thresholds at their raised values for the whole process.  With both,
+each library times within noise what it times alone (``--only torch`` etc.).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
+import importlib
+import resource
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from _report import environment, markdown_table, write_result
 
 from xpnet import backend, layers
@@ -25,6 +47,8 @@ from xpnet.optimizer import Adam
 from xpnet.util import col2im, im2col
 
 NETS = {"SimpleConvNet": SimpleConvNet, "DeepConvNet": DeepConvNet}
+LIBRARIES = ("xpnet", "torch", "book")
+BOOK_MODULES = {"SimpleConvNet": "ch07.simple_convnet", "DeepConvNet": "ch08.deep_convnet"}
 
 
 def timed(fn: Callable[[], object], device: backend.Device, repeat: int) -> float:
@@ -37,10 +61,31 @@ def timed(fn: Callable[[], object], device: backend.Device, repeat: int) -> floa
     return (time.perf_counter() - start) / repeat
 
 
-def xpnet_cases(device: backend.Device, batch: int, dtype: str) -> dict[str, Callable[[], object]]:
+def pin_malloc() -> bool:
+    """Fix glibc's mmap/trim thresholds at the values its own dynamic rule reaches after big frees.
+
+    glibc starts with a 128 KiB mmap threshold and raises it (up to 32 MiB, trim
+    threshold twice that) each time a large mmapped block is freed.  So how many
+    page faults a step takes depends on which cases ran before it in the process
+    (after DeepConvNet, SimpleConvNet steps take none).  Pinning the raised values
+    makes every case, whatever the order or ``--only``, run in the same warmed-up
+    allocator state.  False where the C library has no ``mallopt`` (not glibc).
+    """
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    return bool(mallopt(m_mmap_threshold, 32 * 2**20)) and bool(mallopt(m_trim_threshold, 64 * 2**20))
+
+
+def inputs(device: backend.Device, batch: int, dtype: str):
+    """One MNIST-shaped batch (uniform pixels, integer labels) shared by every library."""
     rng = backend.Generator(0)
-    x = rng.uniform((batch, 1, 28, 28), dtype=dtype, device=device)
-    t = rng.integers(10, batch, device=device)
+    return rng.uniform((batch, 1, 28, 28), dtype=dtype, device=device), rng.integers(10, batch, device=device)
+
+
+def xpnet_cases(device: backend.Device, x, t, dtype: str) -> dict[str, Callable[[], object]]:
     cases = {}
     for name, cls in NETS.items():
         net = cls(dtype=dtype, seed=0, device=device)
@@ -51,6 +96,46 @@ def xpnet_cases(device: backend.Device, batch: int, dtype: str) -> dict[str, Cal
 
         cases[f"{name} train step|xpnet"] = step
         cases[f"{name} forward|xpnet"] = lambda net=net: net.loss(x, t)
+    return cases
+
+
+def book_cases(book_dir: Path, x, t) -> dict[str, Callable[[], object]]:
+    """The book's SimpleConvNet (ch07), DeepConvNet (ch08) and Adam, imported from ``book_dir``.
+
+    Nothing of the book's code lives in this repository: ``book_dir`` is a checkout
+    of its repository (the folder holding ``common/``, ``ch07/`` and ``ch08/``).
+    Its code is used as it is: float64 (its ``np.zeros``/``np.random.randn``
+    defaults), on the host with NumPy, whatever ``--device`` says.
+    """
+    book_dir = book_dir.expanduser().resolve()
+    needed = ["common/layers.py", "common/optimizer.py", *(f"{m.replace('.', '/')}.py" for m in BOOK_MODULES.values())]
+    for part in needed:
+        if not (book_dir / part).is_file():
+            raise SystemExit(f"--book-dir {book_dir}: no {part} there (expected a checkout of the book's repository)")
+    # The book's modules import `common.layers` etc. as top-level packages (their own
+    # sys.path.append(os.pardir) only works from inside ch07/ or ch08/).
+    sys.path.insert(0, str(book_dir))
+    modules = {name: importlib.import_module(module) for name, module in BOOK_MODULES.items()}
+    book_adam = importlib.import_module("common.optimizer").Adam
+    for module in (*modules.values(), sys.modules["common.layers"]):
+        if book_dir not in Path(module.__file__).resolve().parents:
+            raise SystemExit(f"{module.__name__} was imported from {module.__file__}, not from {book_dir}: "
+                             "another package of that name shadows the book's")
+
+    x64 = backend.to_numpy(x).astype(np.float64)
+    t64 = backend.to_numpy(t).astype(np.int64)
+    np.random.seed(0)  # the book draws its weights and Dropout masks from NumPy's global generator
+    cases = {}
+    for name, module in modules.items():
+        net = getattr(module, name)()
+        optimizer = book_adam(lr=0.001)
+
+        def step(net=net, optimizer=optimizer):
+            grads = net.gradient(x64, t64)
+            optimizer.update(net.params, grads)
+
+        cases[f"{name} train step|book"] = step
+        cases[f"{name} forward|book"] = lambda net=net: net.loss(x64, t64)
     return cases
 
 
@@ -91,15 +176,15 @@ def layer_cases(device: backend.Device, batch: int, dtype: str) -> dict[str, Cal
     }
 
 
-def torch_cases(device_name: str, batch: int, dtype: str) -> dict[str, Callable[[], object]]:
+def torch_cases(device_name: str, x, t, dtype: str) -> dict[str, Callable[[], object]]:
     import torch
     from torch import nn
 
     device = torch.device("cuda" if device_name.startswith("cuda") else "cpu")
     torch_dtype = getattr(torch, dtype)
-    generator = torch.Generator().manual_seed(0)
-    x = torch.rand((batch, 1, 28, 28), generator=generator).to(device, torch_dtype)
-    t = torch.randint(0, 10, (batch,), generator=generator).to(device)
+    torch.manual_seed(0)
+    x = torch.from_numpy(backend.to_numpy(x)).to(device, torch_dtype)
+    t = torch.from_numpy(backend.to_numpy(t)).to(device, torch.int64)
 
     def conv_relu(cin, cout, pad):
         return [nn.Conv2d(cin, cout, 3, padding=pad), nn.ReLU()]
@@ -136,19 +221,31 @@ def torch_cases(device_name: str, batch: int, dtype: str) -> dict[str, Callable[
     return cases
 
 
-def run(cases: dict[str, Callable[[], object]], device: backend.Device, rounds: int,
-        min_time: float) -> dict[str, list[float]]:
-    """Interleaved rounds: each case timed once per round, ``repeat`` sized to ~min_time."""
+def run(cases: dict[str, Callable[[], object]], device: backend.Device, rounds: int, min_time: float,
+        gap: float = 0.0, warmup: int = 0) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Interleaved rounds: each case timed once per round, ``repeat`` sized to ~min_time.
+
+    Before each timed block: ``gap`` seconds idle (the other libraries' spinning
+    threads go to sleep), then ``warmup`` untimed calls of the case itself.
+    Returns the seconds per call and the minor page faults per call, per round.
+    """
     repeats = {}
     for key, fn in cases.items():
         fn()
         once = timed(fn, device, 1)
         repeats[key] = max(1, int(min_time / max(once, 1e-6)))
     samples = {key: [] for key in cases}
+    faults = {key: [] for key in cases}
     for _ in range(rounds):
         for key, fn in cases.items():
+            if gap > 0:
+                time.sleep(gap)
+            for _ in range(warmup):
+                fn()
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             samples[key].append(timed(fn, device, repeats[key]))
-    return samples
+            faults[key].append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / repeats[key])
+    return samples, faults
 
 
 def main() -> None:
@@ -158,34 +255,74 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--min-time", type=float, default=0.2, help="seconds per case per round")
+    parser.add_argument("--gap", type=float, default=0.3,
+                        help="idle seconds before each timed block, so other libraries' spinning threads sleep")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed calls of a case right before timing it")
+    parser.add_argument("--book-dir", type=Path, default=None,
+                        help="a checkout of the book's repository (oreilly-japan/deep-learning-from-scratch): "
+                             "adds its code (float64) as a reference column")
+    parser.add_argument("--only", default=",".join(LIBRARIES),
+                        help="comma-separated subset of xpnet,torch,book to run (e.g. to time one library alone)")
+    parser.add_argument("--malloc", choices=["pinned", "default"], default="pinned",
+                        help="pinned: glibc's mmap/trim thresholds fixed at their raised values (same allocator state "
+                             "for every case); default: glibc's history-dependent thresholds")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch side")
     parser.add_argument("--no-layers", action="store_true", help="skip the per-layer table")
     parser.add_argument("--write", action="store_true", help="save the table under benchmarks/results/")
     args = parser.parse_args()
+    only = {name.strip() for name in args.only.split(",") if name.strip()}
+    if unknown := only - set(LIBRARIES):
+        parser.error(f"--only: unknown {', '.join(sorted(unknown))} (choose from {', '.join(LIBRARIES)})")
 
+    pinned = args.malloc == "pinned" and pin_malloc()
     device = backend.get_device(args.device)
-    cases = xpnet_cases(device, args.batch, args.dtype)
-    notes = []
-    if not args.no_torch:
+    x, t = inputs(device, args.batch, args.dtype)
+    cases = xpnet_cases(device, x, t, args.dtype) if "xpnet" in only else {}
+    notes = [f"each timed block follows a {args.gap:g} s idle gap and {args.warmup} untimed warm-up call(s) "
+             "of the same case, so thread pools spinning after the previous case (OpenBLAS, OpenMP) "
+             "are asleep and the case's own pool is awake"]
+    if args.no_torch or "torch" not in only:
+        notes.append("PyTorch not run (--no-torch or --only): its column is empty.")
+    else:
         try:
-            cases.update(torch_cases(device.name, args.batch, args.dtype))
+            cases.update(torch_cases(device.name, x, t, args.dtype))
         except ImportError:
             notes.append("PyTorch is not installed (pip install 'xpnet[bench]'): its column is empty.")
-    samples = run(cases, device, args.rounds, args.min_time)
+    if args.book_dir is not None and "book" in only:
+        cases.update(book_cases(args.book_dir, x, t))
+        notes.append(f"book column: the book's own code (ch07 SimpleConvNet, ch08 DeepConvNet, common.optimizer.Adam) "
+                     f"from {args.book_dir}, float64, NumPy on the host")
+    else:
+        notes.append("book column empty: pass --book-dir PATH, a checkout of the book's repository "
+                     "(https://github.com/oreilly-japan/deep-learning-from-scratch), to time the book's code "
+                     "(float64) as a reference")
+    samples, faults = run(cases, device, args.rounds, args.min_time, args.gap, args.warmup)
+    notes.append("minor page faults per train step (median of rounds): " + "; ".join(
+        f"{name} " + ", ".join(f"{lib} {statistics.median(faults[key]):.0f}" for lib in LIBRARIES
+                               if (key := f"{name} train step|{lib}") in faults) for name in NETS))
+    if pinned:
+        notes.append("malloc pinned (--malloc pinned): glibc's mmap threshold 32 MiB, trim threshold 64 MiB, the values "
+                     "its own rule reaches after large frees, so no case's page faults depend on the cases before it; "
+                     "a process that trains SimpleConvNet alone with glibc's defaults pays page faults every step "
+                     "(see bench_epoch.py, or --malloc default --only ...)")
+    elif args.malloc == "pinned":
+        notes.append("malloc could not be pinned (no glibc mallopt here): allocator state may depend on case order")
+    else:
+        notes.append("malloc default: glibc's thresholds rise as large blocks are freed, so page faults (and times) "
+                     "of a case can depend on the cases run before it in this process")
 
     rows = []
     for name in NETS:
         for kind in ("train step", "forward"):
-            ours = samples[f"{name} {kind}|xpnet"]
-            theirs = samples.get(f"{name} {kind}|torch")
-            row = [f"{name} {kind}", _ms(ours)]
-            row += [_ms(theirs), f"{statistics.median(ours) / statistics.median(theirs):.2f}"] if theirs else ["-", "-"]
-            rows.append(row)
-    table = markdown_table(["case (batch %d, %s)" % (args.batch, args.dtype),
-                            "xpnet ms median [min-max]", "PyTorch ms median [min-max]", "xpnet/PyTorch"], rows)
+            ours, theirs, book = (samples.get(f"{name} {kind}|{lib}") for lib in LIBRARIES)
+            rows.append([f"{name} {kind}", _ms(ours), _ms(theirs), _ms(book),
+                         _ratio(ours, theirs), _ratio(book, ours)])
+    table = markdown_table(["case (batch %d, %s)" % (args.batch, args.dtype), "xpnet ms median [min-max]",
+                            "PyTorch ms median [min-max]", "book (float64) ms median [min-max]",
+                            "xpnet/PyTorch", "book/xpnet"], rows)
     sections = [("Training step and forward pass", table)]
-    if not args.no_layers:
-        layer_samples = run(layer_cases(device, args.batch, args.dtype), device, args.rounds, args.min_time / 2)
+    if not args.no_layers and "xpnet" in only:
+        layer_samples, _ = run(layer_cases(device, args.batch, args.dtype), device, args.rounds, args.min_time / 2)
         layer_rows = [[key.split("|")[0], _ms(values)] for key, values in layer_samples.items()]
         sections.append(("xpnet per layer", markdown_table(["layer", "ms median [min-max]"], layer_rows)))
 
@@ -196,8 +333,16 @@ def main() -> None:
         print(f"written: {write_result('step', device, text)}")
 
 
-def _ms(values: list[float]) -> str:
+def _ms(values: list[float] | None) -> str:
+    if not values:
+        return "-"
     return f"{1e3 * statistics.median(values):.2f} [{1e3 * min(values):.2f}-{1e3 * max(values):.2f}]"
+
+
+def _ratio(numerator: list[float] | None, denominator: list[float] | None) -> str:
+    if not numerator or not denominator:
+        return "-"
+    return f"{statistics.median(numerator) / statistics.median(denominator):.2f}"
 
 
 if __name__ == "__main__":

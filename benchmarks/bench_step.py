@@ -28,8 +28,6 @@ each library times within noise what it times alone (``--only torch`` etc.).
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import importlib
 import resource
 import statistics
@@ -59,24 +57,6 @@ def timed(fn: Callable[[], object], device: backend.Device, repeat: int) -> floa
         fn()
     device.synchronize()
     return (time.perf_counter() - start) / repeat
-
-
-def pin_malloc() -> bool:
-    """Fix glibc's mmap/trim thresholds at the values its own dynamic rule reaches after big frees.
-
-    glibc starts with a 128 KiB mmap threshold and raises it (up to 32 MiB, trim
-    threshold twice that) each time a large mmapped block is freed.  So how many
-    page faults a step takes depends on which cases ran before it in the process
-    (after DeepConvNet, SimpleConvNet steps take none).  Pinning the raised values
-    makes every case, whatever the order or ``--only``, run in the same warmed-up
-    allocator state.  False where the C library has no ``mallopt`` (not glibc).
-    """
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
-    return bool(mallopt(m_mmap_threshold, 32 * 2**20)) and bool(mallopt(m_trim_threshold, 64 * 2**20))
 
 
 def inputs(device: backend.Device, batch: int, dtype: str):
@@ -274,7 +254,7 @@ def main() -> None:
     if unknown := only - set(LIBRARIES):
         parser.error(f"--only: unknown {', '.join(sorted(unknown))} (choose from {', '.join(LIBRARIES)})")
 
-    pinned = args.malloc == "pinned" and pin_malloc()
+    pinned = args.malloc == "pinned" and backend.keep_freed_host_memory()
     device = backend.get_device(args.device)
     x, t = inputs(device, args.batch, args.dtype)
     cases = xpnet_cases(device, x, t, args.dtype) if "xpnet" in only else {}

@@ -241,3 +241,10 @@ def test_device_is_atom_for_to_device():
     to_device(holder, CPU)
     assert holder["device"] is CPU
     assert isinstance(holder["device"], Device)
+
+
+def test_keep_freed_host_memory_takes_effect_on_glibc():
+    import platform
+
+    kept = backend.keep_freed_host_memory()
+    assert kept is (platform.libc_ver()[0] == "glibc")

@@ -13,6 +13,8 @@ devices, e.g. ``(array_api_strict, array_api_strict.Device("device1"))``.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import dataclasses
 import types
 from typing import Any, Union
@@ -27,7 +29,7 @@ DeviceLike = Union["Device", str, types.ModuleType, tuple]
 
 __all__ = [
     "Device", "DeviceError", "Generator", "get_device", "device_of", "cuda_available",
-    "to_device", "to_numpy", "resolve_dtype", "CPU",
+    "to_device", "to_numpy", "resolve_dtype", "keep_freed_host_memory", "CPU",
 ]
 
 
@@ -286,3 +288,21 @@ class Generator:
     @state.setter
     def state(self, value: dict) -> None:
         self._rng.bit_generator.state = value
+
+
+def keep_freed_host_memory() -> bool:
+    """Let the C allocator keep freed blocks for the next training step (glibc only).
+
+    glibc starts with a 128 KiB mmap threshold and gives large freed blocks back to
+    the system, so every training step page-faults its temporaries in again: a
+    SimpleConvNet step measured ~3,600 minor faults and 34-45 ms instead of ~20 ms.
+    This fixes the mmap threshold at 32 MiB and the trim threshold at 64 MiB, the
+    values glibc's own dynamic rule reaches after large frees.  Process-wide; the
+    Trainer calls it.  Returns False (and changes nothing) without glibc's ``mallopt``.
+    """
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    return bool(mallopt(m_mmap_threshold, 32 * 2**20)) and bool(mallopt(m_trim_threshold, 64 * 2**20))

@@ -25,6 +25,9 @@ What differs from the book:
   batch (networks that keep it as ``last_loss``, as xpnet's do), so a step costs
   one forward pass, not two; for other networks, ``network.loss`` after the
   update, as in the book.
+* On the host, freed memory is kept for the next step
+  (:func:`xpnet.backend.keep_freed_host_memory`) instead of being page-faulted
+  back in at every step.
 * Losses stay on the device and are converted to Python floats in bulk (every
   ``_FLUSH_EVERY`` steps and at the end of each epoch), so a GPU run does not
   wait on the device at every step.  A NaN/inf loss stops training with
@@ -46,7 +49,7 @@ from typing import Any, Callable, Iterator, Mapping, Union
 from array_api_compat import is_array_api_obj
 from tqdm.auto import tqdm
 
-from .backend import DeviceLike, Generator, get_device, to_device, to_numpy
+from .backend import DeviceLike, Generator, get_device, keep_freed_host_memory, to_device, to_numpy
 from .io import load_arrays, save_arrays
 from .optimizer import Optimizer, get_optimizer
 
@@ -107,6 +110,7 @@ class Trainer:
                  resume: PathLike | bool | None = None, sampling: str = "shuffle",
                  eval_batch_size: int = 1000) -> None:
         self.device = get_device(device)
+        keep_freed_host_memory()
         _check_count("epochs", epochs)
         _check_count("mini_batch_size", mini_batch_size)
         _check_count("eval_batch_size", eval_batch_size)

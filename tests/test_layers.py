@@ -361,3 +361,21 @@ def test_first_layer_skips_the_input_gradient_but_not_its_own(device):
     assert full.backward(dout) is not None and first.backward(dout) is None
     np.testing.assert_array_equal(to_numpy(first.dW), to_numpy(full.dW))
     np.testing.assert_array_equal(to_numpy(first.db), to_numpy(full.db))
+
+
+@pytest.mark.parametrize("stride", [2, 1])
+def test_pooling_gradient_goes_to_the_first_maximum_on_ties(device, stride):
+    # every window of this input holds its maximum twice or more (ReLU zeros, repeats)
+    host = np.array([[[[0.0, 0.0, 2.0], [1.0, 2.0, 2.0], [0.0, 0.0, 2.0]]]])
+    layer = Pooling(2, 2, stride=stride)
+    x = device.asarray(np.pad(host, ((0, 0), (0, 0), (0, 1), (0, 1))) if stride == 2 else host, dtype="float64")
+    out = layer.forward(x)
+    dx = to_numpy(layer.backward(device.xp.ones(out.shape, dtype=out.dtype, device=device.native)))
+    expected = np.zeros(tuple(x.shape))
+    H, W = x.shape[2:]
+    for i in range(0, H - 1, stride):
+        for j in range(0, W - 1, stride):
+            window = to_numpy(x)[0, 0, i:i + 2, j:j + 2].reshape(-1)
+            first = int(np.argmax(window))
+            expected[0, 0, i + first // 2, j + first % 2] += 1.0
+    np.testing.assert_array_equal(dx, expected)

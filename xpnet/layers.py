@@ -291,8 +291,9 @@ class Pooling:
     """Max pooling; ``x: (N, C, H, W)`` -> ``(N, C, out_h, out_w)``.
 
     A running maximum over the ``pool_h*pool_w`` strided window views (elementwise
-    work only, no im2col), computed channel-major like :func:`unfold`; ``masks[k]``
-    marks where view ``k`` held the maximum (the first one, on ties), for backward.  Note: the default ``stride`` is 2
+    work only, no im2col), computed channel-major like :func:`unfold`.  ``masks[k]``
+    marks where view ``k`` held the maximum (the first one, on ties): view ``k``
+    wins where it beat the running maximum and no later view beat it.  Note: the default ``stride`` is 2
     (the book's default of 1 makes overlapping windows; every net of the book
     passes ``stride=2``).
     """
@@ -311,21 +312,23 @@ class Pooling:
             raise ValueError(f"x: expected (N, C, H, W), got {tuple(x.shape)}")
         self.x_shape = tuple(x.shape)
         views = window_views(xp.permute_dims(x, (1, 0, 2, 3)), self.pool_h, self.pool_w, self.stride, self.pad)
-        out = views[0]
+        out, beats = views[0], []
         for view in views[1:]:
+            beats.append(view > out)
             out = xp.maximum(out, view)
-        taken = xp.zeros(out.shape, dtype=xp.bool, device=array_device(x))
+        later = xp.zeros(out.shape, dtype=xp.bool, device=array_device(x))
         self.masks = []
-        for view in views:
-            first = (view == out) & ~taken
-            taken = taken | first
-            self.masks.append(xp.astype(first, x.dtype))
+        for beat in reversed(beats):
+            self.masks.append(beat & ~later)
+            later = later | beat
+        self.masks.append(~later)
+        self.masks.reverse()
         return xp.permute_dims(out, (1, 0, 2, 3))
 
     def backward(self, dout: Array) -> Array:
         xp = array_namespace(dout)
         dout = xp.permute_dims(dout, (1, 0, 2, 3))
-        parts = [mask * dout for mask in self.masks]
+        parts = [xp.astype(mask, dout.dtype) * dout for mask in self.masks]
         N, C, H, W = self.x_shape
         dx = add_windows(parts, (C, N, H, W), self.pool_h, self.pool_w, self.stride, self.pad)
         return xp.permute_dims(dx, (1, 0, 2, 3))

@@ -83,12 +83,21 @@ def window_views(x: Array, filter_h: int, filter_w: int, stride: int = 1, pad: i
 def add_windows(parts: Sequence[Array], input_shape: tuple[int, int, int, int], filter_h: int, filter_w: int,
                 stride: int = 1, pad: int = 0) -> Array:
     """Sum each of ``parts`` (``(N, C, out_h, out_w)``, one per window position) back
-    where :func:`window_views` took it from: the adjoint of :func:`window_views`."""
+    where :func:`window_views` took it from: the adjoint of :func:`window_views`.
+
+    Windows that tile the input exactly (stride == filter size, no pad) do not
+    overlap, so each part is assigned in place rather than added onto zeros.
+    """
     xp = array_namespace(*parts)
     N, C, H, W = input_shape
-    img = xp.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=parts[0].dtype, device=array_device(parts[0]))
+    shape, dtype, device = (N, C, H + 2 * pad, W + 2 * pad), parts[0].dtype, array_device(parts[0])
+    tiles = pad == 0 and stride == filter_h == filter_w
+    img = xp.empty(shape, dtype=dtype, device=device) if tiles else xp.zeros(shape, dtype=dtype, device=device)
     for (rows, cols), part in zip(_window_slices(H, W, filter_h, filter_w, stride, pad), parts):
-        img[:, :, rows, cols] += part
+        if tiles:
+            img[:, :, rows, cols] = part
+        else:
+            img[:, :, rows, cols] += part
     return img[:, :, pad:pad + H, pad:pad + W]
 
 

@@ -248,3 +248,29 @@ def test_keep_freed_host_memory_takes_effect_on_glibc():
 
     kept = backend.keep_freed_host_memory()
     assert kept is (platform.libc_ver()[0] == "glibc")
+
+
+def test_reachable_visits_each_object_once_by_its_first_path():
+    W = np.ones((2, 2))
+    rng = Generator(0)
+
+    class Layer:
+        def __init__(self):
+            self.W = W
+            self.rng = rng
+
+    class Net:
+        def __init__(self):
+            self.params = {"W1": W}
+            self.layers = [Layer()]
+            self.pair = (W, "name", 3)
+            self.dtype = np.float32
+
+    net = Net()
+    net.self_ref = net
+    paths = {id(obj): path for path, obj in backend.reachable(net, "net")}
+    assert paths[id(W)] == "net.params.W1"
+    assert paths[id(rng)] == "net.layers.0.rng"
+    assert paths[id(net.layers[0])] == "net.layers.0"
+    assert id(np.float32) not in paths and id(net.pair[1]) not in paths
+    assert sum(1 for _ in backend.reachable(net)) == len(paths)

@@ -17,7 +17,7 @@ import ctypes
 import ctypes.util
 import dataclasses
 import types
-from typing import Any, Union
+from typing import Any, Iterator, Union
 
 import array_api_compat
 import array_api_compat.numpy
@@ -29,7 +29,7 @@ DeviceLike = Union["Device", str, types.ModuleType, tuple]
 
 __all__ = [
     "Device", "DeviceError", "Generator", "get_device", "device_of", "cuda_available",
-    "to_device", "to_numpy", "resolve_dtype", "keep_freed_host_memory", "CPU",
+    "to_device", "reachable", "to_numpy", "resolve_dtype", "keep_freed_host_memory", "CPU",
 ]
 
 
@@ -206,17 +206,16 @@ def to_numpy(x: Any) -> np.ndarray:
 def to_device(obj: Any, device: DeviceLike) -> Any:
     """Move, in place, every array reachable from ``obj`` to ``device``; return ``obj``.
 
-    Walks attributes, dicts, lists and tuples (nested objects too).  An array
-    reached twice (``net.params["W1"]`` and ``net.layers["Affine1"].W``) is moved
-    once, so the two places still share ONE array afterwards.  When ``obj`` is
-    itself an array, the moved array is returned.
+    Walks attributes, dicts, lists and tuples (nested objects too; see
+    :func:`reachable`).  An array reached twice (``net.params["W1"]`` and
+    ``net.layers["Affine1"].W``) is moved once, so the two places still share ONE
+    array afterwards.  When ``obj`` is itself an array, the moved array is returned.
     """
     target = get_device(device)
     moved: dict[int, tuple[Any, Any]] = {}
-    visited: set[int] = set()
 
     def convert(value: Any) -> Any:
-        if is_array_api_obj(value) and not isinstance(value, (np.generic, type)):
+        if _is_array(value):
             key = id(value)
             if key not in moved:
                 moved[key] = (value, target.asarray(value))
@@ -226,29 +225,61 @@ def to_device(obj: Any, device: DeviceLike) -> Any:
             if all(a is b for a, b in zip(items, value)):
                 return value
             return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
-        walk(value)
         return value
 
-    def walk(container: Any) -> None:
-        if id(container) in visited or isinstance(container, _ATOMS):
-            return
-        visited.add(id(container))
-        if isinstance(container, dict):
-            for key, value in list(container.items()):
-                container[key] = convert(value)
-        elif isinstance(container, list):
-            for i, value in enumerate(container):
-                container[i] = convert(value)
-        elif hasattr(container, "__dict__") and not isinstance(container, _OPAQUE):
-            attributes = vars(container)
-            for key, value in list(attributes.items()):
-                attributes[key] = convert(value)
-
+    for _, container in list(reachable(obj)):
+        children = _children(container)
+        if isinstance(children, dict):
+            for key, value in list(children.items()):
+                children[key] = convert(value)
+        elif isinstance(children, list):
+            for i, value in enumerate(children):
+                children[i] = convert(value)
     return convert(obj)
 
 
-_ATOMS = (str, bytes, int, float, complex, bool, type(None), Device)
-_OPAQUE = (type, types.ModuleType, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
+def reachable(root: Any, path: str = "root") -> Iterator[tuple[str, Any]]:
+    """``(path, object)`` for ``root`` and every object reachable from it through
+    attributes, dict values and list/tuple items, each once, first path first.
+
+    Arrays and :class:`Generator` are reached but not entered; strings, numbers,
+    classes, modules and functions are skipped.
+    """
+    seen: set[int] = set()
+
+    def visit(path: str, obj: Any) -> Iterator[tuple[str, Any]]:
+        if id(obj) in seen or isinstance(obj, _ATOMS):
+            return
+        seen.add(id(obj))
+        yield path, obj
+        children = _children(obj)
+        if children is None:
+            return
+        items = children.items() if isinstance(children, dict) else enumerate(children)
+        for key, child in list(items):
+            yield from visit(f"{path}.{key}", child)
+
+    return visit(path, root)
+
+
+def _is_array(value: Any) -> bool:
+    return is_array_api_obj(value) and not isinstance(value, (np.generic, type))
+
+
+def _children(obj: Any) -> dict | list | tuple | None:
+    """Where :func:`reachable` looks inside ``obj``: the dict, list or tuple itself, or the
+    object's attribute dict; ``None`` for arrays, generators and opaque objects."""
+    if _is_array(obj) or isinstance(obj, Generator):
+        return None
+    if isinstance(obj, (dict, list, tuple)):
+        return obj
+    if hasattr(obj, "__dict__") and not isinstance(obj, _OPAQUE):
+        return vars(obj)
+    return None
+
+
+_ATOMS = (str, bytes, int, float, complex, bool, type(None), type, Device)
+_OPAQUE = (types.ModuleType, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
 
 
 class Generator:

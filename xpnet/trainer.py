@@ -44,12 +44,13 @@ import math
 import os
 import time
 import types
-from typing import Any, Callable, Iterator, Mapping, Union
+from typing import Any, Callable, Mapping, Union
 
 from array_api_compat import is_array_api_obj
 from tqdm.auto import tqdm
 
-from .backend import DeviceLike, Generator, get_device, keep_freed_host_memory, to_device, to_numpy
+from .backend import (DeviceLike, Generator, get_device, keep_freed_host_memory, reachable, to_device,
+                      to_numpy)
 from .io import load_arrays, save_arrays
 from .optimizer import Optimizer, get_optimizer
 
@@ -535,42 +536,15 @@ def _expected_input(network: Any) -> str:
     return ""
 
 
-def _reachable(root: Any) -> Iterator[tuple[str, Any]]:
-    """``(path, object)`` for ``root`` and every object reachable from it through
-    attributes, dict values and list/tuple items, each once, first path first."""
-    seen: set[int] = set()
-
-    def visit(path: str, obj: Any) -> Iterator[tuple[str, Any]]:
-        if id(obj) in seen or isinstance(obj, (str, bytes, int, float, complex, bool, type(None), type)):
-            return
-        seen.add(id(obj))
-        yield path, obj
-        if is_array_api_obj(obj) or isinstance(obj, Generator):
-            return
-        if isinstance(obj, dict):
-            children = obj.items()
-        elif isinstance(obj, (list, tuple)):
-            children = enumerate(obj)
-        elif hasattr(obj, "__dict__") and not isinstance(obj, (type, types.ModuleType, types.FunctionType,
-                                                                types.MethodType)):
-            children = vars(obj).items()
-        else:
-            return
-        for key, child in list(children):
-            yield from visit(f"{path}.{key}", child)
-
-    return visit("network", root)
-
-
 def _generators(network: Any) -> dict[str, Generator]:
     """Every :class:`~xpnet.backend.Generator` reachable from ``network``, by path."""
-    return {path: obj for path, obj in _reachable(network) if isinstance(obj, Generator)}
+    return {path: obj for path, obj in reachable(network, "network") if isinstance(obj, Generator)}
 
 
 def _buffers(network: Any) -> dict[str, tuple[Any, str]]:
     """Non-parameter state worth keeping (BatchNorm running statistics): path -> (owner, attribute)."""
     found = {}
-    for path, obj in _reachable(network):
+    for path, obj in reachable(network, "network"):
         attributes = getattr(obj, "__dict__", None)
         if isinstance(attributes, dict) and not is_array_api_obj(obj):
             found.update({f"{path}.{name}": (obj, name) for name in _BUFFER_NAMES if name in attributes})

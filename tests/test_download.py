@@ -254,7 +254,7 @@ def test_unwritable_cache_warns_and_still_loads(fake, server, tmp_path, monkeypa
     def refuse(path, arrays):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(mnist, "save_npz", refuse)
+    monkeypatch.setattr(mnist, "save_arrays", refuse)
     with pytest.warns(UserWarning, match="cannot write the cache"):
         _assert_same(_load(server, tmp_path), fake[1])
 

@@ -18,7 +18,6 @@ import collections
 import os
 import pickle
 import uuid
-import zipfile
 from pathlib import Path
 from typing import IO, Any, Callable, Mapping, Union
 
@@ -92,14 +91,7 @@ def save_arrays(path: PathLike, arrays: Mapping[str, np.ndarray]) -> None:
     if Path(path).suffix.lower() in PICKLE_SUFFIXES:
         atomic_write(path, lambda file: pickle.dump(checked, file, protocol=4))
     else:
-        atomic_write(path, lambda file: _write_npz(file, checked))
-
-
-def _write_npz(file: IO[bytes], arrays: Mapping[str, np.ndarray]) -> None:
-    with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED) as archive:
-        for key, value in arrays.items():
-            with archive.open(key + ".npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+        atomic_write(path, lambda file: np.savez(file, **checked))
 
 
 def load_arrays(path: PathLike) -> dict[str, np.ndarray]:

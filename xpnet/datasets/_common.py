@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Union
 
@@ -92,18 +91,6 @@ def format_images(
         x = np.ascontiguousarray(x, dtype=np.uint8)
     t = np.eye(n_classes, dtype=dtype)[labels] if one_hot_label else labels.astype(np.int64)
     return x, t
-
-
-def save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write ``arrays`` to ``path`` atomically: a temporary file in the same folder, then a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
 
 
 def load_npz(

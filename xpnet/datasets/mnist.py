@@ -31,9 +31,9 @@ from xpnet.datasets._common import (
     float_dtype,
     format_images,
     load_npz,
-    save_npz,
 )
 from xpnet.datasets.idx import parse_idx, read_idx
+from xpnet.io import save_arrays
 
 __all__ = ["load_mnist", "load_fashion_mnist", "load_mnist_sample", "load_mnist_csv"]
 
@@ -244,7 +244,7 @@ def _load(
             folder, title, hashes, mirrors, download=download, timeout=timeout, progress=progress
         )
         try:
-            save_npz(cache, arrays)
+            save_arrays(cache, arrays)
         except OSError as exc:
             warnings.warn(
                 f"{cache}: cannot write the cache ({exc}); the next call parses again", stacklevel=3

@@ -293,9 +293,10 @@ class Pooling:
     A running maximum over the ``pool_h*pool_w`` strided window views (elementwise
     work only, no im2col), computed channel-major like :func:`unfold`.  ``masks[k]``
     marks where view ``k`` held the maximum (the first one, on ties): view ``k``
-    wins where it beat the running maximum and no later view beat it.  Note: the default ``stride`` is 2
-    (the book's default of 1 makes overlapping windows; every net of the book
-    passes ``stride=2``).
+    wins where it beat the running maximum and no later view beat it.
+
+    Note: the default ``stride`` is 2 (the book's default of 1 makes overlapping
+    windows; every net of the book passes ``stride=2``).
     """
 
     def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> None:

@@ -266,7 +266,8 @@ class Convolution:
         out_w = conv_output_size(W, FW, self.stride, self.pad)
         self.x_shape = tuple(x.shape)
         self.col = unfold(x, FH, FW, self.stride, self.pad, out=self.col)
-        out = xp.matmul(xp.reshape(self.W, (FN, -1)), self.col) + xp.reshape(self.b, (FN, 1))
+        out = xp.matmul(xp.reshape(self.W, (FN, -1)), self.col)
+        out += xp.reshape(self.b, (FN, 1))
         return xp.permute_dims(xp.reshape(out, (FN, N, out_h, out_w)), (1, 0, 2, 3))
 
     def backward(self, dout: Array) -> Array:
@@ -293,7 +294,7 @@ class Pooling:
     A running maximum over the ``pool_h*pool_w`` strided window views (elementwise
     work only, no im2col), computed channel-major like :func:`unfold`.  ``masks[k]``
     marks where view ``k`` held the maximum (the first one, on ties): view ``k``
-    wins where it beat the running maximum and no later view beat it.
+    wins where it raised the running maximum and no later view raised it.
 
     Note: the default ``stride`` is 2 (the book's default of 1 makes overlapping
     windows; every net of the book passes ``stride=2``).
@@ -315,8 +316,9 @@ class Pooling:
         views = window_views(xp.permute_dims(x, (1, 0, 2, 3)), self.pool_h, self.pool_w, self.stride, self.pad)
         out, beats = views[0], []
         for view in views[1:]:
-            beats.append(view > out)
-            out = xp.maximum(out, view)
+            running = xp.maximum(out, view)
+            beats.append(running != out)
+            out = running
         later = xp.zeros(out.shape, dtype=xp.bool, device=array_device(x))
         self.masks = []
         for beat in reversed(beats):

@@ -1,6 +1,7 @@
 """xpnet.backend: device names, moving arrays and object graphs, host copies, RNG."""
 
 import collections
+import json
 
 import array_api_compat
 import numpy as np
@@ -228,6 +229,34 @@ def test_generator_state_restores_the_next_draws(device):
     other = Generator(999)
     other.state = saved
     np.testing.assert_array_equal(to_numpy(other.normal((3, 2), dtype="float64", device=device)), first)
+
+
+def test_generator_pool_keeps_one_stream_across_refills_devices_and_restores(device, monkeypatch):
+    """Uniforms and integers come from a device-side pool: refilled when used up, moved
+    (not redrawn) when another device asks, and restored from ``state`` mid-pool."""
+    monkeypatch.setattr(Generator, "POOL_SIZE", 8)
+    host = np.random.default_rng(5)
+    expected = np.concatenate([host.random(8)[:6], host.random(8)[:4]])  # 6, then 4 more: a refill
+    rng = Generator(5)
+    first = rng.uniform((2, 3), dtype="float64", device=device)
+    saved = rng.state
+    second = rng.uniform((4,), dtype="float64")  # on the host: the pool moves along
+    assert_on(first, device, "float64", (2, 3))
+    np.testing.assert_array_equal(np.concatenate([to_numpy(first).ravel(), to_numpy(second)]), expected)
+    ints = to_numpy(rng.integers(10, 5, device=device))
+    assert ints.dtype == np.int64 and ints.min() >= 0 and ints.max() <= 9
+
+    restored = Generator(123)
+    restored.state = json.loads(json.dumps(saved))  # a checkpoint stores it as JSON
+    np.testing.assert_array_equal(to_numpy(restored.uniform((4,), dtype="float64", device=device)), expected[6:])
+    np.testing.assert_array_equal(to_numpy(restored.integers(10, 5, device=device)), ints)
+
+
+def test_generator_integers_are_floor_of_pool_uniforms(device):
+    u = to_numpy(Generator(8).uniform((1000,), dtype="float64", device=device))
+    ints = to_numpy(Generator(8).integers(7, 1000, device=device))
+    np.testing.assert_array_equal(ints, np.floor(u * 7).astype(np.int64))
+    assert sorted(set(ints.tolist())) == list(range(7))
 
 
 def test_generator_different_seeds_differ():

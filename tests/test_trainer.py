@@ -141,6 +141,25 @@ def test_device_move_reaches_every_array(device, data):
     assert full_loss(trainer) < before
 
 
+@pytest.mark.parametrize("sampling", ["shuffle", "replacement"])
+def test_steps_copy_nothing_from_the_host(device, data, sampling, monkeypatch):
+    """Within an epoch, training steps (Dropout masks, sampled batches, logged losses)
+    make no host-to-device copies: random numbers come from a pool on the device.
+    (An epoch starts with one copy: its shuffled order.)"""
+    if device.xp is backend.CPU.xp:
+        pytest.skip("NumPy computes on the host: there is no device to copy to")
+    net = BookNet(FEATURES, 16, CLASSES, dropout=0.3)
+    trainer = make_trainer(data, net, epochs=1, mini_batch_size=10, sampling=sampling, device=device)
+    trainer.train_step()
+    copies = []
+    original = backend.Device._from_host
+    monkeypatch.setattr(backend.Device, "_from_host", lambda self, host: copies.append(host.shape) or original(self, host))
+    for _ in range(10):
+        trainer.train_step()
+    assert copies == []
+    assert_all_on(net, device)
+
+
 def test_book_style_user_net_trains_on_device(device, data):
     net = BookNet(FEATURES, 16, CLASSES, dropout=0.2, seed=1)
     trainer = make_trainer(data, net, epochs=4, optimizer="momentum", device=device)

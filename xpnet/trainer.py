@@ -64,7 +64,7 @@ __all__ = ["Trainer"]
 _FLUSH_EVERY = 50
 """Steps between bulk loss conversions (progress bar loss, NaN check) within an epoch."""
 
-_CHECKPOINT_FORMAT = 1
+_CHECKPOINT_FORMAT = 2  # 2: generator states carry their device pool (backend.Generator.state)
 _BUFFER_NAMES = ("running_mean", "running_var")
 _DEFAULT_OPTIMIZER_PARAM: Mapping[str, float] = types.MappingProxyType({"lr": 0.01})
 _SAMPLINGS = ("shuffle", "replacement")

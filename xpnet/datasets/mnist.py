@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
@@ -32,52 +31,22 @@ from xpnet.datasets._common import (
     format_images,
     load_npz,
 )
+from xpnet.datasets.csvfile import IMAGE_SHAPE as _IMAGE_SHAPE
+from xpnet.datasets.csvfile import N_CLASSES as _N_CLASSES
+from xpnet.datasets.csvfile import read_mnist_csv
 from xpnet.datasets.idx import parse_idx, read_idx
+from xpnet.datasets.sources import (
+    FASHION_MNIST_MIRRORS,
+    FASHION_MNIST_SHA256,
+    MNIST_MIRRORS,
+    MNIST_SHA256,
+    SAMPLE_SHA256,
+)
 from xpnet.io import save_arrays
 
 __all__ = ["load_mnist", "load_fashion_mnist", "load_mnist_sample", "load_mnist_csv"]
 
 Split = tuple[np.ndarray, np.ndarray]
-
-#: Where MNIST is fetched from, in order; every mirror serves the same four files.
-MNIST_MIRRORS: tuple[str, ...] = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
-)
-#: SHA-256 of MNIST's files (the same digests as tensorflow/datasets'
-#: ``tensorflow_datasets/url_checksums/mnist.txt``).
-MNIST_SHA256: dict[str, str] = {
-    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-}
-
-#: Where Fashion-MNIST is fetched from, in order: Zalando's own bucket, then the copy in
-#: Zalando's GitHub repository (``data/fashion``); the checksums decide what is accepted.
-FASHION_MNIST_MIRRORS: tuple[str, ...] = (
-    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
-)
-#: SHA-256 of Fashion-MNIST's files, from tensorflow/datasets
-#: ``tensorflow_datasets/url_checksums/fashion_mnist.txt`` (which also records the sizes:
-#: 26421880, 29515, 4422102 and 5148 bytes).  Zalando publishes MD5s in the README of
-#: github.com/zalandoresearch/fashion-mnist: 8d4fb7e6c68d591d4c3dfef9ec88bf0d,
-#: 25c81989df183df01b3e8a0aad5dffbe, bef4ecab320f06d8554ea6380940ec79,
-#: bb300cfdad3c16e7a12a480ee83cd310 (same order).
-FASHION_MNIST_SHA256: dict[str, str] = {
-    "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
-    "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
-    "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
-    "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
-}
-
-#: SHA-256 of the MNIST test set shipped in ``xpnet/datasets/data`` (see its README).
-SAMPLE_SHA256: dict[str, str] = {
-    "t10k-images-idx3-ubyte.gz": MNIST_SHA256["t10k-images-idx3-ubyte.gz"],
-    "t10k-labels-idx1-ubyte.gz": MNIST_SHA256["t10k-labels-idx1-ubyte.gz"],
-}
 
 # The four files in the order of the returned arrays, and their keys in the .npz cache.
 _KEYS = {
@@ -86,9 +55,6 @@ _KEYS = {
     "t10k-images-idx3-ubyte.gz": "x_test",
     "t10k-labels-idx1-ubyte.gz": "t_test",
 }
-_IMAGE_SHAPE = (28, 28)
-_N_CLASSES = 10
-_CSV_COLUMNS = 1 + math.prod(_IMAGE_SHAPE)
 
 
 def load_mnist(
@@ -202,15 +168,9 @@ def load_mnist_csv(
     Raises :class:`DatasetError` naming the file, the line and what was expected.
     """
     dt = float_dtype(dtype)
-    path = Path(path)
-    rows, header = _read_csv(path)
-    first_line = 2 if header else 1
-    _check_csv_values(path, rows[:, :1], _N_CLASSES - 1, "label", first_line, 1)
-    _check_csv_values(path, rows[:, 1:], 255, "pixel", first_line, 2)
-    images = rows[:, 1:].astype(np.uint8).reshape(len(rows), *_IMAGE_SHAPE)
+    images, labels = read_mnist_csv(Path(path))
     return format_images(
-        images, rows[:, 0].astype(np.uint8),
-        normalize=normalize, flatten=flatten, one_hot_label=one_hot_label, dtype=dt,
+        images, labels, normalize=normalize, flatten=flatten, one_hot_label=one_hot_label, dtype=dt,
     )
 
 
@@ -408,78 +368,3 @@ def _bundled(name: str) -> np.ndarray:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-# ----------------------------------------------------------------------------- CSV
-
-
-def _has_header(path: Path) -> bool:
-    """Whether the first line of ``path`` is a header: its first field is not a number."""
-    with open(path, encoding="utf-8-sig") as f:
-        first = f.readline().split(",", 1)[0].strip().strip('"')
-    try:
-        float(first)
-    except ValueError:
-        return True
-    return False
-
-
-def _read_csv(path: Path) -> tuple[np.ndarray, bool]:
-    """The numbers of the CSV file ``path`` as a float32 (N, 785) array, and whether it had a header."""
-    try:
-        header = _has_header(path)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read the CSV file ({exc})") from exc
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # numpy's "input contained no data"
-            rows = np.loadtxt(
-                path, delimiter=",", comments=None, dtype=np.float32, skiprows=int(header), ndmin=2,
-                encoding="utf-8-sig",
-            )
-    except ValueError:
-        raise DatasetError(_csv_problem(path, header)) from None
-    if rows.shape[0] == 0:
-        raise DatasetError(f"{path}: no data rows, expected lines of label,pixel0,...,pixel783")
-    if rows.shape[1] != _CSV_COLUMNS:
-        unlabeled = "; it has no label column, which this loader needs" if rows.shape[1] == 784 else ""
-        raise DatasetError(
-            f"{path}: the rows have {rows.shape[1]} columns, expected {_CSV_COLUMNS} "
-            f"(label, then 784 pixels){unlabeled}"
-        )
-    return rows, header
-
-
-def _check_csv_values(
-    path: Path, values: np.ndarray, top: int, what: str, first_line: int, first_column: int
-) -> None:
-    """Raise :class:`DatasetError` at the first entry of ``values`` (rows, columns) not an integer 0..top."""
-    bad = ~((values >= 0) & (values <= top) & (values == np.floor(values)))
-    if bad.any():
-        row, column = np.argwhere(bad)[0]
-        normalized = what == "pixel" and values.max() <= 1
-        hint = " (the file looks normalized; it needs the raw values)" if normalized else ""
-        raise DatasetError(
-            f"{path}: line {first_line + row}, column {first_column + column}: {what} "
-            f"{values[row, column]:g}, expected an integer from 0 to {top}{hint}"
-        )
-
-
-def _csv_problem(path: Path, header: bool) -> str:
-    """Say which line of ``path`` numpy could not parse (rescanned in Python: error path only)."""
-    with open(path, encoding="utf-8-sig") as f:
-        for number, line in enumerate(f, start=1):
-            if (number == 1 and header) or not line.strip():
-                continue
-            fields = line.rstrip("\r\n").split(",")
-            if len(fields) != _CSV_COLUMNS:
-                return (
-                    f"{path}: line {number} has {len(fields)} columns, "
-                    f"expected {_CSV_COLUMNS} (label, then 784 pixels)"
-                )
-            for column, field in enumerate(fields, start=1):
-                try:
-                    float(field)
-                except ValueError:
-                    return f"{path}: line {number}, column {column}: {field!r} is not a number"
-    return f"{path}: not a CSV file of numbers (label,pixel0,...,pixel783)"

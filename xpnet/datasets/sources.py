@@ -1,0 +1,50 @@
+"""Where MNIST and Fashion-MNIST come from: the mirrors, and the SHA-256 of every file.
+
+Plain tables, read by :mod:`xpnet.datasets.mnist`; nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MNIST_MIRRORS", "MNIST_SHA256", "FASHION_MNIST_MIRRORS", "FASHION_MNIST_SHA256", "SAMPLE_SHA256",
+]
+
+#: Where MNIST is fetched from, in order; every mirror serves the same four files.
+MNIST_MIRRORS: tuple[str, ...] = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+#: SHA-256 of MNIST's files (the same digests as tensorflow/datasets'
+#: ``tensorflow_datasets/url_checksums/mnist.txt``).
+MNIST_SHA256: dict[str, str] = {
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+
+#: Where Fashion-MNIST is fetched from, in order: Zalando's own bucket, then the copy in
+#: Zalando's GitHub repository (``data/fashion``); the checksums decide what is accepted.
+FASHION_MNIST_MIRRORS: tuple[str, ...] = (
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+)
+#: SHA-256 of Fashion-MNIST's files, from tensorflow/datasets
+#: ``tensorflow_datasets/url_checksums/fashion_mnist.txt`` (which also records the sizes:
+#: 26421880, 29515, 4422102 and 5148 bytes).  Zalando publishes MD5s in the README of
+#: github.com/zalandoresearch/fashion-mnist: 8d4fb7e6c68d591d4c3dfef9ec88bf0d,
+#: 25c81989df183df01b3e8a0aad5dffbe, bef4ecab320f06d8554ea6380940ec79,
+#: bb300cfdad3c16e7a12a480ee83cd310 (same order).
+FASHION_MNIST_SHA256: dict[str, str] = {
+    "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+    "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+    "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+    "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+}
+
+#: SHA-256 of the MNIST test set shipped in ``xpnet/datasets/data`` (see its README).
+SAMPLE_SHA256: dict[str, str] = {
+    "t10k-images-idx3-ubyte.gz": MNIST_SHA256["t10k-images-idx3-ubyte.gz"],
+    "t10k-labels-idx1-ubyte.gz": MNIST_SHA256["t10k-labels-idx1-ubyte.gz"],
+}

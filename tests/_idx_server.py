@@ -52,19 +52,39 @@ def sha256_of(files: dict[str, bytes]) -> dict[str, str]:
     return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
 
 
+def content_sha256_of(files: dict[str, bytes]) -> dict[str, str]:
+    """SHA-256 hex digest of each (gzip-compressed) file's decompressed content."""
+    return {name: hashlib.sha256(gzip.decompress(data)).hexdigest() for name, data in files.items()}
+
+
+def use_digests(monkeypatch, files: dict[str, bytes], *, fashion: dict[str, bytes] | None = None) -> None:
+    """Make ``files`` (and ``fashion``, default: the same) the published MNIST (Fashion-MNIST) files."""
+    from xpnet.datasets import sources
+
+    fashion = files if fashion is None else fashion
+    monkeypatch.setattr(sources, "MNIST_SHA256", sha256_of(files))
+    monkeypatch.setattr(sources, "MNIST_CONTENT_SHA256", content_sha256_of(files))
+    monkeypatch.setattr(sources, "FASHION_MNIST_SHA256", sha256_of(fashion))
+    monkeypatch.setattr(sources, "FASHION_MNIST_CONTENT_SHA256", content_sha256_of(fashion))
+
+
 class MirrorServer:
     """Mirrors ``/<mirror>/<file name>`` on 127.0.0.1, each mirror behaving as told.
 
     ``modes[mirror]`` is one of ``"ok"``, ``"404"``, ``"500"``, ``"stall"`` (answers
     nothing until the server stops), ``"truncate"`` (announces the full length, sends
-    half), ``"corrupt"`` (sends different bytes) or ``"flaky"`` (HTTP 500 on the first
-    request for each file, then ``"ok"``).  ``requests`` logs ``(mirror, file name)``.
+    half), ``"corrupt"`` (sends different bytes), ``"flaky"`` (HTTP 500 on the first
+    request for each file, then ``"ok"``), ``"drip"`` (one byte every 0.2 s, until the
+    client goes or the server stops), ``"encoded"`` (the file labelled
+    ``Content-Encoding: gzip``) or ``"double"`` (gzip-compressed once more, so labelled).
+    ``requests`` logs ``(mirror, file name)``, ``headers`` each request's headers.
     """
 
     def __init__(self, files: dict[str, bytes]) -> None:
         self.files = dict(files)
         self.modes: dict[str, str] = {}
         self.requests: list[tuple[str, str]] = []
+        self.headers: list[dict[str, str]] = []
         self._stop = threading.Event()
         server = self
 
@@ -72,6 +92,7 @@ class MirrorServer:
             def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
                 _, mirror, name = self.path.split("/", 2)
                 server.requests.append((mirror, name))
+                server.headers.append(dict(self.headers.items()))
                 mode = server.modes.get(mirror, "ok")
                 if mode == "flaky":
                     mode = "500" if server.requests.count((mirror, name)) == 1 else "ok"
@@ -82,13 +103,24 @@ class MirrorServer:
                     self.send_error(404 if name not in server.files else int(mode))
                     return
                 data = server.files[name]
+                if mode == "double":
+                    data = gzip.compress(data, mtime=0)
                 body = data[: len(data) // 2] if mode == "truncate" else data
                 if mode == "corrupt":
                     body = bytes(b ^ 0xFF for b in data[:64]) + data[64:]
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(len(data)))
+                if mode in ("encoded", "double"):
+                    self.send_header("Content-Encoding", "gzip")
                 self.end_headers()
+                if mode == "drip":
+                    for i in range(len(body)):
+                        if server._stop.wait(0.2):
+                            return
+                        self.wfile.write(body[i : i + 1])
+                        self.wfile.flush()
+                    return
                 self.wfile.write(body)
 
             def log_message(self, *args: object) -> None:

@@ -8,16 +8,18 @@ the internet.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import os
 import socket
 import time
 from importlib import resources
 
 import numpy as np
 import pytest
-from _idx_server import GZ_NAMES, MirrorServer, fake_mnist, idx_bytes, sha256_of
+from _idx_server import GZ_NAMES, MirrorServer, content_sha256_of, fake_mnist, idx_bytes, sha256_of, use_digests
 
 from xpnet.datasets import (
-    DatasetError, _common, download, load_fashion_mnist, load_mnist, load_mnist_sample, mnist,
+    DatasetError, _common, _owned, download, load_fashion_mnist, load_mnist, load_mnist_sample, mnist, sources,
 )
 
 TIMEOUT = 0.5
@@ -37,8 +39,7 @@ def server(fake, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     monkeypatch.delenv("XPNET_DATA", raising=False)
-    monkeypatch.setattr(mnist, "MNIST_SHA256", sha256_of(files))
-    monkeypatch.setattr(mnist, "FASHION_MNIST_SHA256", sha256_of(files))
+    use_digests(monkeypatch, files)
     monkeypatch.setattr(download, "RETRY_DELAY", 0.0)
     with MirrorServer(files).running() as srv:
         yield srv
@@ -68,7 +69,9 @@ def _closed_port_url() -> str:
 
 
 def _files(folder):
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    """The folder's files, less xpnet's manifest."""
+    names = (p.name for p in folder.iterdir()) if folder.exists() else ()
+    return sorted(name for name in names if name != _owned.MANIFEST)
 
 
 def test_download_verifies_and_caches(server, fake, tmp_path):
@@ -81,7 +84,8 @@ def test_real_test_set_files_pass_the_published_digests(fake, server, tmp_path, 
     data = resources.files("xpnet.datasets") / "data"
     for name in GZ_NAMES[2:]:
         server.files[name] = (data / name).read_bytes()
-        monkeypatch.setitem(mnist.MNIST_SHA256, name, mnist.SAMPLE_SHA256[name])
+        monkeypatch.setitem(sources.MNIST_SHA256, name, mnist.SAMPLE_SHA256[name])
+        monkeypatch.setitem(sources.MNIST_CONTENT_SHA256, name, content_sha256_of(server.files)[name])
     _, (x_test, t_test) = _load(server, tmp_path, normalize=False, flatten=True)
     (x_a, t_a), (x_b, t_b) = load_mnist_sample(normalize=False)
     np.testing.assert_array_equal(x_test, np.concatenate([x_a, x_b]))
@@ -198,19 +202,34 @@ def test_damaged_uncompressed_file_is_reported_and_kept(fake, server, tmp_path):
     files, _ = fake
     for name, data in files.items():
         (tmp_path / name.removesuffix(".gz")).write_bytes(gzip.decompress(data)[:-1])
-    with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte: truncated.*replace the file"):
+    with pytest.raises(DatasetError, match=r"(?s)train-images-idx3-ubyte: content SHA-256 .*truncated.*replace them"):
         load_mnist(data_dir=tmp_path, download=False)
     assert (tmp_path / "train-images-idx3-ubyte").exists()
 
 
-def test_wrong_cached_gz_is_deleted_then_fetched_again(fake, server, tmp_path):
-    files, arrays = fake
+def test_a_wrong_gz_the_user_placed_is_refused_and_kept(fake, server, tmp_path):
+    files, _ = fake
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     (tmp_path / GZ_NAMES[2]).write_bytes(b"not the file")
-    with pytest.raises(DatasetError, match=f"rejected .*{GZ_NAMES[2]}.*deleted it"):
+    with pytest.raises(DatasetError, match=f"(?s){GZ_NAMES[2]}: content SHA-256 .*xpnet did not write these files"):
+        _load(server, tmp_path)
+    assert (tmp_path / GZ_NAMES[2]).read_bytes() == b"not the file"
+    assert server.requests == []
+
+
+def test_a_damaged_download_of_xpnets_is_deleted_then_fetched_again(fake, server, tmp_path):
+    files, arrays = fake
+    _load(server, tmp_path)
+    (tmp_path / "mnist.npz").unlink()
+    path = tmp_path / GZ_NAMES[2]
+    stat = path.stat()
+    path.write_bytes(b"\x1f\x8b" + b"\x00" * (stat.st_size - 2))  # bit rot: same size and time
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    server.requests.clear()
+    with pytest.raises(DatasetError, match=f"(?s)rejected|{GZ_NAMES[2]}: damaged .*xpnet had downloaded it"):
         _load(server, tmp_path, download=False)
-    assert not (tmp_path / GZ_NAMES[2]).exists()
+    assert not path.exists()
     _assert_same(_load(server, tmp_path), arrays)
     assert server.requests == [("a", GZ_NAMES[2])]
 
@@ -218,43 +237,60 @@ def test_wrong_cached_gz_is_deleted_then_fetched_again(fake, server, tmp_path):
 def test_another_datasets_files_are_left_alone(fake, server, tmp_path, monkeypatch):
     files, _ = fake
     other, _ = fake_mnist(seed=1)
-    monkeypatch.setattr(mnist, "FASHION_MNIST_SHA256", sha256_of(other))
+    use_digests(monkeypatch, files, fashion=other)
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
-    with pytest.raises(DatasetError, match="is MNIST's file of that name.*its own data_dir"):
-        load_fashion_mnist(data_dir=tmp_path, download=False)
+    with pytest.raises(DatasetError, match="it is MNIST's file of that name.*its own data_dir"):
+        load_fashion_mnist(data_dir=tmp_path, download=True, mirrors=[server.url("a")], progress=False)
     assert _files(tmp_path) == sorted(GZ_NAMES)
+    assert all((tmp_path / name).read_bytes() == data for name, data in files.items())
+    assert server.requests == []
 
 
 def test_unparseable_download_is_deleted_and_refetched_next_time(fake, server, tmp_path, monkeypatch):
     files, arrays = fake
     damaged = gzip.compress(idx_bytes(arrays["x_train"])[:-100])
     server.files[GZ_NAMES[0]] = damaged
-    monkeypatch.setitem(mnist.MNIST_SHA256, GZ_NAMES[0], sha256_of({"x": damaged})["x"])
-    with pytest.raises(DatasetError, match="truncated.*deleted it, the next call downloads it again"):
+    monkeypatch.setitem(sources.MNIST_SHA256, GZ_NAMES[0], sha256_of({"x": damaged})["x"])
+    with pytest.raises(DatasetError, match="content SHA-256 .*truncated.*deleted it \\(xpnet had just downloaded it\\)"):
         _load(server, tmp_path)
     assert GZ_NAMES[0] not in _files(tmp_path) and "mnist.npz" not in _files(tmp_path)
     server.files[GZ_NAMES[0]] = files[GZ_NAMES[0]]
-    monkeypatch.setitem(mnist.MNIST_SHA256, GZ_NAMES[0], sha256_of(files)[GZ_NAMES[0]])
+    monkeypatch.setitem(sources.MNIST_SHA256, GZ_NAMES[0], sha256_of(files)[GZ_NAMES[0]])
     server.requests.clear()
     _assert_same(_load(server, tmp_path), arrays)
     assert server.requests == [("a", GZ_NAMES[0])]
 
 
-def test_corrupt_npz_cache_is_rebuilt(fake, server, tmp_path):
+def test_corrupt_npz_cache_of_xpnets_is_rebuilt(fake, server, tmp_path):
     _load(server, tmp_path)
-    (tmp_path / "mnist.npz").write_bytes(b"PK\x03\x04 broken")
-    with pytest.warns(UserWarning, match="unreadable cache"):
+    cache = tmp_path / "mnist.npz"
+    stat = cache.stat()
+    cache.write_bytes(b"PK\x03\x04" + b"\x00" * (stat.st_size - 4))  # bit rot: same size and time
+    os.utime(cache, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.warns(UserWarning, match="unreadable cache.*deleted it \\(xpnet wrote it\\), rebuilding"):
         loaded = _load(server, tmp_path, download=False)
     _assert_same(loaded, fake[1])
     _assert_same(_load(server, tmp_path, download=False), fake[1])  # rewritten: no warning now
+
+
+def test_a_cache_file_the_user_placed_is_never_overwritten(fake, server, tmp_path):
+    _load(server, tmp_path)
+    cache = tmp_path / "mnist.npz"
+    cache.write_bytes(b"PK\x03\x04 mine")
+    with pytest.warns(UserWarning) as warned:
+        loaded = _load(server, tmp_path, download=False)
+    messages = [str(w.message) for w in warned]
+    assert "xpnet did not write it" in messages[0] and "not cached" in messages[1]
+    _assert_same(loaded, fake[1])
+    assert cache.read_bytes() == b"PK\x03\x04 mine"
 
 
 def test_unwritable_cache_warns_and_still_loads(fake, server, tmp_path, monkeypatch):
     def refuse(path, arrays):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(mnist, "save_arrays", refuse)
+    monkeypatch.setattr(_owned, "save_arrays", refuse)
     with pytest.warns(UserWarning, match="cannot write the cache"):
         _assert_same(_load(server, tmp_path), fake[1])
 
@@ -303,7 +339,7 @@ def test_bad_arguments_are_named(kwargs, match, tmp_path):
         load_mnist(download=False, **kwargs)
 
 
-def test_full_size_cache_hit_is_fast(tmp_path):
+def test_full_size_cache_hit_is_fast(tmp_path, monkeypatch):
     pattern = (np.arange(60000 * 784, dtype=np.uint32) % 251).astype(np.uint8)
     arrays = {
         "train-images-idx3-ubyte": pattern.reshape(60000, 28, 28),
@@ -311,8 +347,11 @@ def test_full_size_cache_hit_is_fast(tmp_path):
         "t10k-images-idx3-ubyte": pattern[: 10000 * 784].reshape(10000, 28, 28),
         "t10k-labels-idx1-ubyte": pattern[:10000] % 10,
     }
-    for name, array in arrays.items():
-        (tmp_path / name).write_bytes(idx_bytes(array))
+    contents = {name + ".gz": idx_bytes(array) for name, array in arrays.items()}
+    for name, data in contents.items():
+        (tmp_path / name.removesuffix(".gz")).write_bytes(data)
+    for name, data in contents.items():
+        monkeypatch.setitem(sources.MNIST_CONTENT_SHA256, name, hashlib.sha256(data).hexdigest())
     load_mnist(data_dir=tmp_path, download=False)
     start = time.perf_counter()
     (x, t), (x_test, _) = load_mnist(data_dir=tmp_path, download=False)
@@ -321,7 +360,7 @@ def test_full_size_cache_hit_is_fast(tmp_path):
 
 
 def test_published_digests_are_well_formed():
-    for table in (mnist.MNIST_SHA256, mnist.FASHION_MNIST_SHA256):
+    for table in (*sources.tables()["MNIST"], *sources.tables()["Fashion-MNIST"]):
         assert list(table) == list(GZ_NAMES)
         assert all(len(h) == 64 and int(h, 16) >= 0 for h in table.values())
     assert mnist.SAMPLE_SHA256 == {name: mnist.MNIST_SHA256[name] for name in GZ_NAMES[2:]}

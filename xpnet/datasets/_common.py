@@ -5,7 +5,6 @@ Everything here runs on the host and deals in NumPy arrays.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import warnings
 import zipfile
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
+
+from xpnet.datasets._owned import remove_if_owned
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -99,8 +100,9 @@ def load_npz(
     """The arrays ``keys`` of the cache ``path``, validated by ``check``; None when it is absent.
 
     A cache that cannot be read (truncated, not a zip, a key missing) or that ``check``
-    rejects (by raising :class:`DatasetError`) is deleted, with a warning, and None is
-    returned so that the caller rebuilds it.
+    rejects (by raising :class:`DatasetError`) gives a warning and None, so that the
+    caller rebuilds it; it is deleted only if xpnet wrote it (:mod:`._owned`), else left
+    as it is (and :func:`._owned.save_cache` will not overwrite it).
     """
     if not path.is_file():
         return None
@@ -110,7 +112,9 @@ def load_npz(
         check(arrays)
         return arrays
     except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile, DatasetError) as exc:
-        warnings.warn(f"{path}: unreadable cache ({exc}); deleted it, rebuilding", stacklevel=4)
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        if remove_if_owned(path):
+            done = "deleted it (xpnet wrote it), rebuilding"
+        else:
+            done = "xpnet did not write it, so it is left as it is; parsing the dataset files instead"
+        warnings.warn(f"{path}: unreadable cache ({exc}); {done}", stacklevel=4)
         return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import warnings
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
@@ -79,20 +80,26 @@ def find_verified(
     """The array of ``name`` from the first of its local copies that verifies; None when none does.
 
     Copies tried: ``name`` (``.gz``), then uncompressed ``-idx``/``.idx`` spellings.  A copy
-    that fails is deleted when xpnet wrote it (``notes`` says so), else its error goes
-    to ``refused`` and it is left as it is.
+    that fails is deleted when xpnet wrote it (``notes`` says so), else it is left as it
+    is: with a warning when another copy verifies, else its error goes to ``refused``.
     """
     stem = name.removesuffix(".gz")
+    bad = []
     for candidate in dict.fromkeys((folder / name, folder / stem, folder / stem.replace("-idx", ".idx"))):
         if not candidate.is_file():
             continue
         try:
-            return read_verified(candidate, name, title)
+            array = read_verified(candidate, name, title)
         except DatasetError as exc:
             if remove_if_owned(candidate):
                 notes.append(f"{exc}; xpnet had downloaded it, so it deleted it")
             else:
-                refused.append(str(exc))
+                bad.append(str(exc))
+            continue
+        for line in bad:
+            warnings.warn(f"{line}; ignored it (left as it is), using {candidate}", stacklevel=4)
+        return array
+    refused.extend(bad)
     return None
 
 

@@ -234,6 +234,7 @@ class _Deadline:
         size = int(response.headers.get("Content-Length") or 0)
         self.effective = self.limit(size)
         left = self.effective - (time.monotonic() - self.start)
+        self.cancel()  # a redirect: the new response takes over the rest of the time
         self._timer = threading.Timer(max(left, 0.0), self._cut, args=(response,))
         self._timer.daemon = True
         self._timer.start()

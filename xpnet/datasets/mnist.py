@@ -33,7 +33,7 @@ from xpnet.datasets._common import (
 from xpnet.datasets._local import bundled, check_arrays, check_split, find_verified, help_message, read_verified
 from xpnet.datasets._owned import remove_if_owned, save_cache
 from xpnet.datasets.csvfile import read_mnist_csv
-from xpnet.datasets.sources import (
+from xpnet.datasets.sources import (  # the tables' names here too, where they used to live
     FASHION_MNIST_MIRRORS,
     FASHION_MNIST_SHA256,
     MNIST_MIRRORS,

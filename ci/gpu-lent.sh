@@ -20,7 +20,7 @@
 # Rehearse here:  PYTHON=/work/venv/bin/python bash ci/gpu-lent.sh /tmp/lent --dry-run
 #
 # With the device tool (see ci/README.md): once, in the repository root,
-#   echo /.whl/ >> .git/info/exclude; mkdir -p .whl; cp /work/shared/wheels/*.whl .whl/
+#   mkdir -p .whl && cp /work/shared/wheels/*.whl .whl/   (.whl/ is git-ignored)
 # then one `run` call with carry [".whl"], timeout_s 540 and the command
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
 #     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site && bash ci/gpu-lent.sh $OUT

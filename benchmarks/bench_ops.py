@@ -95,6 +95,10 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="print the environment header too")
     parser.add_argument("--write", action="store_true", help="save the table under benchmarks/results/")
     args = parser.parse_args()
+    try:
+        import torch  # noqa: F401  (the counter is PyTorch's dispatcher)
+    except ImportError:
+        raise SystemExit("bench_ops.py counts with PyTorch's dispatcher: pip install torch (or \".[bench]\")")
 
     rows, details = [], []
     for name in NETS:

@@ -42,10 +42,17 @@ FAILED=0
 if [ "$DRY" != "--dry-run" ] && [ -n "$DRY" ]; then
     echo "ci/gpu-lent.sh: unknown option $DRY (expected --dry-run)" >&2; exit 2
 fi
-if [ -z "$DRY" ] && ! "$PY" -c "from xpnet import backend; backend.get_device('cuda')" >"$WORK/preflight" 2>&1; then
+MODE="GPU"
+if [ -n "$DRY" ]; then
+    MODE="dry run on the CPU (--dry-run)"
+elif ! "$PY" -c "from xpnet import backend; backend.get_device('cuda')" >"$WORK/preflight" 2>&1; then
     DRY="--dry-run"
+    MODE="dry run on the CPU: CuPy cannot run here (see the CUDA preflight line)"
+    if nvidia-smi -L >/dev/null 2>&1; then
+        MODE="$MODE. FAILED: this machine has a GPU"; FAILED=1
+    fi
 fi
-if [ -n "$DRY" ]; then DEVICE=cpu; MODE="dry run on the CPU (CuPy absent or --dry-run)"; else DEVICE=cuda; MODE="GPU"; fi
+if [ -n "$DRY" ]; then DEVICE=cpu; else DEVICE=cuda; fi
 
 {
     echo "# ci/gpu-lent.sh: $MODE"

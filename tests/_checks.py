@@ -11,6 +11,10 @@ there in float64.
   matches ``analytic`` in shape and to relative error ``rtol``.
 - ``assert_on(a, device, dtype=None, shape=None)``: ``a`` is an array of
   ``device``'s namespace, on its native device, with that dtype and shape.
+- ``assert_close_dtype(actual, expected, dtype, n=1, ulps=4)``: equal up to the rounding
+  another backend may differ by: ``ulps`` units in the last place of ``dtype`` per term of
+  a reduction of length ``n``.  For every comparison across backends (or against NumPy)
+  of a computed value; exact equality only where the operation is exact.
 """
 
 from __future__ import annotations
@@ -53,3 +57,26 @@ def assert_on(a: Any, device: Device, dtype: Any = None, shape: tuple[int, ...] 
         assert a.dtype == resolve_dtype(device.xp, dtype), f"dtype {a.dtype} != {dtype}"
     if shape is not None:
         assert tuple(a.shape) == tuple(shape), f"shape {tuple(a.shape)} != {tuple(shape)}"
+
+
+def dtype_eps(dtype: Any) -> float:
+    """Machine epsilon of ``dtype``: a name, a NumPy dtype, or any backend's float dtype."""
+    if not isinstance(dtype, (str, np.dtype, type)):
+        dtype = str(dtype).rsplit(".", 1)[-1]  # "torch.float32", array_api_strict's "float32"
+    return float(np.finfo(dtype).eps)
+
+
+def assert_close_dtype(actual: Any, expected: Any, dtype: Any, n: int = 1, ulps: float = 4.0) -> None:
+    """Assert ``actual`` equals ``expected`` within ``ulps * n * eps(dtype)``, relative to each value
+    and, as an absolute bound, to the largest ``|expected|`` (a reduction's rounding scales with its
+    terms, so an entry that cancels to near zero is held to the same absolute error).
+
+    Why: BLAS and CUDA libraries sum in different orders (error up to ~n ulps for a length-n
+    reduction) and their ``exp``/``log`` may differ from NumPy's by an ulp or two.
+    """
+    a = np.asarray(to_numpy(actual), dtype=np.float64)
+    b = np.asarray(to_numpy(expected), dtype=np.float64)
+    assert a.shape == b.shape, f"shapes differ: {a.shape} vs {b.shape}"
+    tol = ulps * n * dtype_eps(dtype)
+    scale = float(np.max(np.abs(b))) if b.size else 0.0
+    np.testing.assert_allclose(a, b, rtol=tol, atol=tol * scale, err_msg=f"{dtype}, n={n}, {ulps} ulps per term")

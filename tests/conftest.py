@@ -19,11 +19,12 @@ def _strict(name):
 
 
 def _cupy():
-    if not backend.cuda_available():
+    try:
+        return backend.get_device("cuda")
+    except backend.DeviceError as exc:
         if os.environ.get("XPNET_REQUIRE_CUDA") == "1":
-            pytest.fail("cupy: XPNET_REQUIRE_CUDA=1 but CuPy cannot run on a CUDA GPU here")
+            pytest.fail(f"cupy: XPNET_REQUIRE_CUDA=1 but CuPy cannot run on a CUDA GPU here: {exc}")
         pytest.skip("cupy: CuPy is not installed or no CUDA GPU answers")
-    return backend.get_device("cuda")
 
 
 def _torch():

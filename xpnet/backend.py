@@ -18,6 +18,7 @@ import ctypes.util
 import dataclasses
 import math
 import types
+import warnings
 from typing import Any, Iterator, Union
 
 import array_api_compat
@@ -51,18 +52,15 @@ class Device:
 
     def activate(self) -> contextlib.AbstractContextManager:
         """Context in which creation calls land on this device (pins the GPU for CuPy)."""
-        if array_api_compat.is_cupy_namespace(self.xp):
-            return self.native
-        return contextlib.nullcontext()
+        return self.native if array_api_compat.is_cupy_namespace(self.xp) else contextlib.nullcontext()
 
     def asarray(self, a: Any, dtype: Any = None) -> Array:
-        """``a`` (array of any backend, or nested lists/scalars) on this device.
-
-        Returns ``a`` itself when it is already there with the right dtype.
-        """
+        """``a`` (array of any backend, or nested lists/scalars) on this device (``a`` itself if it is there)."""
         if is_array_api_obj(a) and not isinstance(a, np.generic):
             if array_namespace(a) is self.xp:
                 if array_api_compat.device(a) != self.native:
+                    with device_of(a).activate():
+                        a = _c_contiguous(a)
                     with self.activate():
                         a = array_api_compat.to_device(a, self.native)
             else:
@@ -93,6 +91,13 @@ class Device:
 CPU = Device(array_api_compat.numpy, "cpu", "cpu")
 
 
+def _c_contiguous(a: Array) -> Array:
+    """A C-ordered copy of ``a`` (CuPy copies only contiguous arrays between GPUs; ``Convolution.dW``
+    is a strided view).  ``asarray(copy=True)`` keeps the strides' order; a reshape with ``copy=True``
+    is C-ordered.  Call it with ``a``'s own device active: CuPy copies on the current GPU."""
+    return array_namespace(a).reshape(a, tuple(a.shape), copy=True)
+
+
 def resolve_dtype(xp: Any, dtype: Any) -> Any:
     """``xp``'s dtype for ``dtype`` given as a name (``"float32"``) or a dtype object."""
     if isinstance(dtype, str):
@@ -105,13 +110,14 @@ def resolve_dtype(xp: Any, dtype: Any) -> Any:
 
 
 def cuda_available() -> bool:
-    """True when CuPy imports and at least one CUDA GPU answers."""
+    """True when CuPy imports, a CUDA GPU answers and runs a kernel and a matmul."""
     try:
-        import cupy
-
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:
+        return _cuda_device(0) is not None
+    except DeviceError:
         return False
+
+
+_PREFLIGHT: dict[int, str] = {}  # GPU index -> "" (it ran a kernel and a matmul) or why not
 
 
 def _cuda_device(index: int) -> Device:
@@ -119,33 +125,49 @@ def _cuda_device(index: int) -> Device:
         import cupy
     except ImportError as exc:
         raise DeviceError(
-            "device 'cuda' needs CuPy, which is not installed: "
-            "pip install 'xpnet[cuda12]' (CUDA 12) or 'xpnet[cuda13]' (CUDA 13), "
-            "or use device='cpu' / device='auto'"
+            "device 'cuda' needs CuPy, which is not installed: pip install cupy-cuda12x (CUDA 12, Colab), "
+            'or from the clone pip install ".[cuda12]"; or use device=\'cpu\' / device=\'auto\''
         ) from exc
     try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:
-        raise DeviceError(
-            f"device 'cuda:{index}': CuPy is installed but no CUDA GPU answered ({exc}); "
-            "check the driver (nvidia-smi), or use device='cpu' / device='auto'"
-        ) from exc
+        count, cause = cupy.cuda.runtime.getDeviceCount(), "0 GPUs"
+    except Exception as exc:  # CuPy raises when no driver or no GPU answers
+        count, cause = 0, exc
+    if count < 1:
+        raise DeviceError(f"device 'cuda:{index}': CuPy is installed but no CUDA GPU answered ({cause}); "
+                          "check the driver (nvidia-smi); on Colab: Runtime -> Change runtime type -> GPU; "
+                          "or use device='cpu' / device='auto'")
     if not 0 <= index < count:
         raise DeviceError(f"device 'cuda:{index}': this machine has {count} CUDA GPU(s), 0..{count - 1}")
+    if index not in _PREFLIGHT:
+        _PREFLIGHT[index] = _preflight(cupy, index)
+    if _PREFLIGHT[index]:
+        raise DeviceError(
+            f"device 'cuda:{index}': the GPU answers but CuPy cannot run on it ({_PREFLIGHT[index]}); the CUDA "
+            'libraries (NVRTC, cuBLAS) are missing or do not match the driver: pip install "cupy-cuda12x[ctk]" '
+            "(CUDA 12; cupy-cuda13x[ctk] for CUDA 13), or use device='cpu' / device='auto'")
     import array_api_compat.cupy as cupy_xp
 
     return Device(cupy_xp, cupy.cuda.Device(index), f"cuda:{index}")
 
 
-def get_device(spec: DeviceLike = "cpu", native: Any = None) -> Device:
-    """The :class:`Device` named by ``spec``.
+def _preflight(cupy: Any, index: int) -> str:
+    """Run an elementwise kernel (compiled by NVRTC), a reduction and a matmul (cuBLAS) on GPU
+    ``index``; ``""`` when they give the right number, else what went wrong."""
+    try:
+        with cupy.cuda.Device(index):
+            a = cupy.arange(4, dtype=cupy.float32).reshape(2, 2)
+            value = float(cupy.matmul(a + 1.0, a).sum())
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "" if value == 34.0 else f"a test matmul gave {value}, not 34"
 
-    ``spec``: ``"cpu"`` (NumPy), ``"cuda"``/``"gpu"``/``"cuda:N"`` (CuPy on GPU N),
-    ``"auto"`` (CUDA if a GPU answers, else CPU), a :class:`Device`, an Array API
-    namespace module (with ``native``, one of its devices), or a tuple
-    ``(namespace, native)``.  Raises :class:`DeviceError` when CUDA is asked for
-    and cannot be had.
-    """
+
+def get_device(spec: DeviceLike = "cpu", native: Any = None) -> Device:
+    """The :class:`Device` named by ``spec``: ``"cpu"`` (NumPy), ``"cuda"``/``"gpu"``/``"cuda:N"``
+    (CuPy on GPU N), ``"auto"`` (CUDA if a GPU answers and runs a test kernel, else CPU, with a
+    warning when a GPU answered but could not run), a :class:`Device`, an Array API namespace
+    module (with ``native``, one of its devices), or a tuple ``(namespace, native)``.  Raises
+    :class:`DeviceError` when CUDA is asked for and cannot be had (the message names the fix)."""
     if isinstance(spec, Device):
         return spec
     if isinstance(spec, tuple) and len(spec) == 2:
@@ -158,7 +180,12 @@ def get_device(spec: DeviceLike = "cpu", native: Any = None) -> Device:
     if name == "cpu":
         return CPU
     if name == "auto":
-        return _cuda_device(0) if cuda_available() else CPU
+        try:
+            return _cuda_device(0)
+        except DeviceError as exc:
+            if _PREFLIGHT.get(0):  # a GPU answered but cannot run: say why the CPU is used
+                warnings.warn(f"device 'auto': using the CPU. {exc}", RuntimeWarning, stacklevel=2)
+            return CPU
     if name in ("cuda", "gpu"):
         return _cuda_device(0)
     if name.startswith(("cuda:", "gpu:")) and name[name.index(":") + 1:].isdigit():
@@ -205,13 +232,9 @@ def to_numpy(x: Any) -> np.ndarray:
 
 
 def to_device(obj: Any, device: DeviceLike) -> Any:
-    """Move, in place, every array reachable from ``obj`` to ``device``; return ``obj``.
-
-    Walks attributes, dicts, lists and tuples (nested objects too; see
-    :func:`reachable`).  An array reached twice (``net.params["W1"]`` and
-    ``net.layers["Affine1"].W``) is moved once, so the two places still share ONE
-    array afterwards.  When ``obj`` is itself an array, the moved array is returned.
-    """
+    """Move, in place, every array reachable from ``obj`` (see :func:`reachable`) to ``device``;
+    return ``obj`` (the moved array when ``obj`` is an array).  An array reached twice
+    (``net.params["W1"]``, ``net.layers["Affine1"].W``) is moved once: both still share it."""
     target = get_device(device)
     moved: dict[int, tuple[Any, Any]] = {}
 
@@ -240,12 +263,9 @@ def to_device(obj: Any, device: DeviceLike) -> Any:
 
 
 def reachable(root: Any, path: str = "root") -> Iterator[tuple[str, Any]]:
-    """``(path, object)`` for ``root`` and every object reachable from it through
-    attributes, dict values and list/tuple items, each once, first path first.
-
-    Arrays and :class:`Generator` are reached but not entered; strings, numbers,
-    classes, modules and functions are skipped.
-    """
+    """``(path, object)`` for ``root`` and every object reachable from it through attributes, dict
+    values and list/tuple items, each once, first path first.  Arrays and :class:`Generator` are
+    reached but not entered; strings, numbers, classes, modules and functions are skipped."""
     seen: set[int] = set()
 
     def visit(path: str, obj: Any) -> Iterator[tuple[str, Any]]:
@@ -362,15 +382,11 @@ def _pcg64(state: dict) -> np.random.Generator:
 
 
 def keep_freed_host_memory() -> bool:
-    """Let the C allocator keep freed blocks for the next training step (glibc only).
-
-    glibc starts with a 128 KiB mmap threshold and gives large freed blocks back to
-    the system, so every training step page-faults its temporaries in again: a
-    SimpleConvNet step measured ~3,600 minor faults and 34-45 ms instead of ~20 ms.
-    This fixes the mmap threshold at 32 MiB and the trim threshold at 64 MiB, the
-    values glibc's own dynamic rule reaches after large frees.  Process-wide; the
-    Trainer calls it.  Returns False (and changes nothing) without glibc's ``mallopt``.
-    """
+    """Let the C allocator keep freed blocks for the next training step (glibc only; the Trainer
+    calls it, process-wide).  glibc's 128 KiB mmap threshold hands large freed blocks back, so
+    each step page-faulted its temporaries in again (SimpleConvNet: ~3,600 faults, 34-45 ms, not
+    ~20 ms); this fixes the mmap/trim thresholds at 32/64 MiB, where glibc's own rule ends up
+    after large frees.  Returns False (and changes nothing) without glibc's ``mallopt``."""
     try:
         mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
     except (OSError, AttributeError):

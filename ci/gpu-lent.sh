@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Every GPU check of xpnet in one command, for a lent GPU machine (under 8 minutes in all),
+# writing each table and log to OUTDIR (8 files at most: the device tool brings back 8):
+#   summary.md     each step's status and time, the environment, the train accuracies
+#   tests.log      the cupy backend of the test suite (ci/gpu.sh's selection)
+#   nosync.log     ci/gpu_nosync.py: training steps with zero implicit syncs
+#   step-b100.md   benchmarks/bench_step.py --device cuda --batch 100 (xpnet and PyTorch CUDA)
+#   step-b1000.md  the same at batch 1000
+#   epoch.md       benchmarks/bench_epoch.py --device cuda
+#   train-gpu.log  python3 -m xpnet train --device cuda, 5 epochs on the bundled sample
+#   train-cpu.log  the same on the CPU (run alongside); the test accuracies must agree within
+#                  0.5 points
+# Each step has its own time budget (timeout), so one hang cannot eat the lease; a step that
+# would start with too little of the total budget (XPNET_LENT_BUDGET, default 450 s) left is
+# skipped, and summary.md says so.
+#
+# Usage: bash ci/gpu-lent.sh OUTDIR [--dry-run]
+# --dry-run (automatic when CuPy cannot run a kernel here) rehearses on the CPU: every step
+# runs with --device cpu and small sizes, and summary.md says what could not be checked.
+# Rehearse here:  PYTHON=/work/venv/bin/python bash ci/gpu-lent.sh /tmp/lent --dry-run
+#
+# With the device tool (see ci/README.md): once, in the repository root,
+#   mkdir -p .whl && cp /work/shared/wheels/*.whl .whl/   (.whl/ is git-ignored)
+# then one `run` call with carry [".whl"], timeout_s 540 and the command
+#   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+#     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site && bash ci/gpu-lent.sh $OUT
+set -uo pipefail
+OUT="${1:?usage: bash ci/gpu-lent.sh OUTDIR [--dry-run]}"
+DRY="${2:-}"
+PY="${PYTHON:-python3}"
+BUDGET="${XPNET_LENT_BUDGET:-450}"
+mkdir -p "$OUT" || exit 1
+OUT="$(cd "$OUT" && pwd)"
+cd "$(dirname "$0")/.." || exit 1
+WORK="$(mktemp -d)"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export CUPY_CACHE_DIR="${CUPY_CACHE_DIR:-$PWD/.cupy-cache}"
+export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+SUMMARY="$OUT/summary.md"
+FAILED=0
+
+if [ "$DRY" != "--dry-run" ] && [ -n "$DRY" ]; then
+    echo "ci/gpu-lent.sh: unknown option $DRY (expected --dry-run)" >&2; exit 2
+fi
+MODE="GPU"
+if [ -n "$DRY" ]; then
+    MODE="dry run on the CPU (--dry-run)"
+elif ! "$PY" -c "from xpnet import backend; backend.get_device('cuda')" >"$WORK/preflight" 2>&1; then
+    DRY="--dry-run"
+    MODE="dry run on the CPU: CuPy cannot run here (see the CUDA preflight line)"
+    if nvidia-smi -L >/dev/null 2>&1; then
+        MODE="$MODE. FAILED: this machine has a GPU"; FAILED=1
+    fi
+fi
+if [ -n "$DRY" ]; then DEVICE=cpu; else DEVICE=cuda; fi
+
+{
+    echo "# ci/gpu-lent.sh: $MODE"
+    echo
+    echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); source: git $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git status --porcelain -- xpnet 2>/dev/null | grep -q . && echo ' + uncommitted changes in xpnet/')"
+    echo "- python: $("$PY" -c 'import sys; print(sys.version.split()[0])'); $("$PY" -c '
+import importlib.metadata as m
+names = ("numpy", "array-api-compat", "array-api-strict", "cupy-cuda12x", "cupy-cuda13x", "torch")
+found = []
+for n in names:
+    try:
+        found.append(f"{n} {m.version(n)}")
+    except m.PackageNotFoundError:
+        pass
+print(", ".join(found))' 2>&1)"
+    echo "- GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo 'none (nvidia-smi absent)')"
+    [ -s "$WORK/preflight" ] && echo "- CUDA preflight: $(tail -n 1 "$WORK/preflight")"
+    echo
+    echo "| step | status | seconds | output |"
+    echo "| --- | --- | --- | --- |"
+} >"$SUMMARY"
+
+# step NAME BUDGET_S OUTFILE CMD...: run CMD under timeout, record its status in summary.md.
+step() {
+    local name="$1" budget="$2" file="$3" left status start
+    shift 3
+    left=$((BUDGET - SECONDS))
+    if [ "$left" -lt 20 ]; then
+        echo "| $name | skipped: ${left} s of the budget left | - | - |" >>"$SUMMARY"; return 0
+    fi
+    [ "$budget" -gt "$left" ] && budget="$left"
+    echo "== $name (budget ${budget} s)"
+    start=$SECONDS
+    timeout -k 10 "$budget" "$@" >"$OUT/$file" 2>&1
+    status=$?
+    case "$status" in
+        0) verdict="ok" ;;
+        124|137) verdict="TIMEOUT after ${budget} s"; FAILED=1 ;;
+        *) verdict="FAILED (exit $status)"; FAILED=1 ;;
+    esac
+    echo "| $name | $verdict | $((SECONDS - start)) | $file |" >>"$SUMMARY"
+    echo "   $verdict in $((SECONDS - start)) s; last line: $(grep . "$OUT/$file" | tail -n 1)"
+}
+skip() { echo "| $1 | skipped: $2 | - | - |" >>"$SUMMARY"; echo "== $1: skipped ($2)"; }
+
+if [ -n "$DRY" ]; then
+    TRAIN=(--epochs 1 --limit 1000); STEP=(--rounds 1 --min-time 0.01 --gap 0 --warmup 0 --no-layers)
+    BIG=200; EPOCH=(--model simple_convnet --train-size 500 --test-size 200); NOSYNC=(--warmup 1 --steps 1)
+else
+    TRAIN=(--epochs 5); STEP=(--rounds 5); BIG=1000; EPOCH=(); NOSYNC=()
+fi
+TRAIN+=(--model simple_convnet --dataset mnist-sample --seed 0)
+
+# The CPU reference run goes alongside the first GPU steps (it is waited for before the benchmarks).
+timeout -k 10 150 "$PY" -m xpnet train --device cpu "${TRAIN[@]}" --out "$WORK/train-cpu" \
+    >"$OUT/train-cpu.log" 2>&1 &
+CPU_PID=$!
+
+step "train --device $DEVICE" 90 train-gpu.log "$PY" -m xpnet train --device "$DEVICE" "${TRAIN[@]}" --out "$WORK/train-gpu"
+step "no-sync check (ci/gpu_nosync.py)" 60 nosync.log "$PY" ci/gpu_nosync.py --device "$DEVICE" "${NOSYNC[@]}"
+[ -n "$DRY" ] && skip "no-sync verdict" "no GPU: the steps ran, the sync checks did not"
+# The benchmarks time host-side launches: let the CPU run finish first.
+wait "$CPU_PID"
+cpu_status=$?
+accuracy() { grep -o 'test acc [0-9.]*' "$1" 2>/dev/null | tail -n 1 | awk '{print $3}'; }
+gpu_acc="$(accuracy "$OUT/train-gpu.log")"; cpu_acc="$(accuracy "$OUT/train-cpu.log")"
+if [ "$cpu_status" -ne 0 ] || [ -z "$gpu_acc" ] || [ -z "$cpu_acc" ]; then
+    verdict="FAILED (CPU run exit $cpu_status; accuracies '${gpu_acc}' / '${cpu_acc}')"; FAILED=1
+elif "$PY" -c "import sys; sys.exit(abs($gpu_acc - $cpu_acc) > 0.005)"; then
+    verdict="ok: $DEVICE $gpu_acc, cpu $cpu_acc (within 0.5 points)"
+else
+    verdict="FAILED: $DEVICE $gpu_acc, cpu $cpu_acc (more than 0.5 points apart)"; FAILED=1
+fi
+echo "| train accuracy, $DEVICE vs cpu | $verdict | - | train-gpu.log, train-cpu.log |" >>"$SUMMARY"
+step "bench_step --batch 100" 90 step-b100.md "$PY" benchmarks/bench_step.py --device "$DEVICE" --batch 100 "${STEP[@]}"
+step "bench_step --batch $BIG" 75 step-b1000.md "$PY" benchmarks/bench_step.py --device "$DEVICE" --batch "$BIG" "${STEP[@]}" --no-layers
+step "bench_epoch" 90 epoch.md "$PY" benchmarks/bench_epoch.py --device "$DEVICE" "${EPOCH[@]}"
+step "cupy tests (-k 'cupy or cuda')" 200 tests.log env XPNET_REQUIRE_CUDA="$([ -n "$DRY" ] && echo 0 || echo 1)" \
+    "$PY" -m pytest tests -q -k "cupy or cuda" -p no:cacheprovider
+[ -n "$DRY" ] && skip "cupy tests on a GPU" "no CuPy: the selection was collected and skipped"
+
+{
+    echo
+    echo "Total: $SECONDS s of a $BUDGET s budget. Files: $(cd "$OUT" && ls | tr '\n' ' ')"
+    [ -n "$DRY" ] && echo "Dry run: every step ran on the CPU with small sizes; nothing about the GPU was measured."
+} >>"$SUMMARY"
+rm -rf "$WORK"
+echo
+cat "$SUMMARY"
+exit "$FAILED"

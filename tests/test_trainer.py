@@ -14,6 +14,7 @@ from xpnet import backend, io, trainer as trainer_module
 from xpnet.backend import DeviceError, Generator, to_device, to_numpy
 from xpnet.layers import Affine, Dropout, Relu, SoftmaxWithLoss
 from xpnet.optimizer import SGD, Momentum
+from xpnet.nets import MultiLayerNet
 from xpnet.trainer import Trainer
 
 FEATURES, CLASSES = 20, 3
@@ -265,19 +266,28 @@ def test_sampling_with_replacement_as_in_the_book(data):
     assert len(trainer.train_loss_list) == 5
 
 
-def test_evaluation_is_batched_and_can_be_limited(data):
+def test_evaluation_is_one_accuracy_call_and_can_be_limited(data):
+    """The net chunks its own evaluation: a book-style net gets the data in one call, an
+    xpnet net its ``batch_size`` (``eval_batch_size``); ``evaluate_sample_num_per_epoch`` cuts."""
     net = BookNet(FEATURES, 16, CLASSES)
     calls = []
     accuracy = net.accuracy
     net.accuracy = lambda x, t: calls.append(x.shape[0]) or accuracy(x, t)
     trainer = make_trainer(data, net, epochs=1, eval_batch_size=40)
     trainer.train()
-    assert calls == [40, 40, 40, 30, 40, 20]
+    assert calls == [150, 60]
     whole = accuracy(trainer.x_train, trainer.t_train)
     assert trainer.train_acc_list[0] == pytest.approx(whole, abs=1e-12)
     calls.clear()
-    make_trainer(data, net, epochs=1, eval_batch_size=40, evaluate_sample_num_per_epoch=50).train()
-    assert calls == [40, 10, 40, 10]
+    make_trainer(data, net, epochs=1, evaluate_sample_num_per_epoch=50).train()
+    assert calls == [50, 50]
+    library = MultiLayerNet(FEATURES, [8], CLASSES, seed=0)
+    seen = []
+    library_accuracy = library.accuracy
+    library.accuracy = lambda x, t, batch_size=100: seen.append((x.shape[0], batch_size)) or \
+        library_accuracy(x, t, batch_size=batch_size)
+    make_trainer(data, library, epochs=1, eval_batch_size=40).train()
+    assert seen == [(150, 40), (60, 40)]
 
 
 def test_losses_reach_the_host_in_bulk(data, monkeypatch):
@@ -404,7 +414,7 @@ def test_resume_true_continues_from_checkpoint_when_present(data, tmp_path):
     assert len(again.train_acc_list) == 3
 
 
-def test_ctrl_c_during_checkpoint_write_keeps_previous_checkpoint(data, tmp_path, monkeypatch):
+def test_ctrl_c_during_checkpoint_write_keeps_the_file_whole_then_saves_the_epoch(data, tmp_path, monkeypatch):
     path = tmp_path / "run.npz"
     trainer = make_trainer(data, epochs=3, checkpoint=path)
     replace = os.replace
@@ -417,18 +427,18 @@ def test_ctrl_c_during_checkpoint_write_keeps_previous_checkpoint(data, tmp_path
         replace(src, dst)
 
     monkeypatch.setattr(os, "replace", interrupted_replace)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match=r"epoch 2 is saved in .*run\.npz.*resume="):
         trainer.train()
     assert os.listdir(tmp_path) == ["run.npz"]
-    meta = read_meta(path)
-    assert meta["epoch"] == 1 and len(meta["history"]["train_acc_list"]) == 1
+    meta = read_meta(path)  # the interrupted write of epoch 2 was made again before re-raising
+    assert meta["epoch"] == 2 and len(meta["history"]["train_acc_list"]) == 2
     assert io.load_arrays(path)["params/W1"].shape == (FEATURES, 16)
 
 
 def test_resume_rejects_a_checkpoint_of_another_network(data, tmp_path):
     path = tmp_path / "run.npz"
     make_trainer(data, checkpoint=path).train()
-    with pytest.raises(ValueError, match=r"params\['W1'\] has shape \(20, 16\).*\(20, 8\)"):
+    with pytest.raises(ValueError, match=r"run\.npz': params/W1 has shape \(20, 16\).*\(20, 8\)"):
         make_trainer(data, BookNet(FEATURES, 8, CLASSES), resume=path)
     with pytest.raises(ValueError, match="optimizer SGD.*Momentum"):
         make_trainer(data, optimizer="Momentum", resume=path)
@@ -439,7 +449,7 @@ def test_resume_rejects_a_checkpoint_of_another_network(data, tmp_path):
 def test_verbose_shows_bar_and_epoch_line(data, capsys):
     make_trainer(data, verbose=True).train()
     out, err = capsys.readouterr()
-    assert "=== epoch:1, train acc:" in out and "=== epoch:2, train acc:" in out
+    assert out.startswith("epoch 1/2  loss ") and "\nepoch 2/2  loss " in out
     assert "Final Test Accuracy" in out
     assert "sample/s" in err and "loss=" in err and "epoch 1/2" in err
 
@@ -535,9 +545,9 @@ GUARDS = {
                       r"x_train: empty"),
     "empty x_test": (lambda d: _replace(d, x_test=d[2][:0], t_test=d[3][:0]), {}, ValueError,
                      r"x_test: empty"),
-    "batch size 0": (lambda d: d, {"mini_batch_size": 0}, ValueError, r"mini_batch_size: expected an integer >= 1"),
+    "batch size 0": (lambda d: d, {"mini_batch_size": 0}, ValueError, r"mini_batch_size: expected a positive int"),
     "batch size -5": (lambda d: d, {"mini_batch_size": -5}, ValueError, r"mini_batch_size"),
-    "epochs 0": (lambda d: d, {"epochs": 0}, ValueError, r"epochs: expected an integer >= 1"),
+    "epochs 0": (lambda d: d, {"epochs": 0}, ValueError, r"epochs: expected a positive int"),
     "eval samples 0": (lambda d: d, {"evaluate_sample_num_per_epoch": 0}, ValueError,
                        r"evaluate_sample_num_per_epoch"),
     "sampling": (lambda d: d, {"sampling": "random"}, ValueError, r"sampling"),

@@ -11,36 +11,27 @@
 
 What differs from the book:
 
-* ``device`` (anything :func:`xpnet.backend.get_device` accepts): the network
-  (every array reachable from it, aliases kept), the optimizer state and the data
-  (cast to the network's dtype) are moved there once, in the constructor; batches
-  are drawn there.  The network stays there (``to_device(net, "cpu")`` brings it back).
-* An epoch is one shuffled pass over the training set without replacement, the
-  last partial batch included (``sampling="replacement"`` draws as the book does).
-  Accuracy is measured at the END of each epoch (the book measures at its start).
-  ``x_test``/``t_test`` may be ``None`` (no test evaluation).
-* ``seed`` drives the shuffling only; the network's own seed drives its weight
-  init and Dropout.  The same seeds on the same backend give the same history, bit for bit.
-* The loss logged for a step is the one ``network.gradient`` computed (networks that
-  keep it as ``last_loss``, as xpnet's do), so a step costs one forward pass.
-* Losses stay on the device and reach the host in bulk (every ``_FLUSH_EVERY`` steps,
-  every ``_FLUSH_SECONDS`` while a progress bar is shown, and at each epoch end), so a
-  GPU run does not wait on the device at every step.  A NaN/inf loss stops training
-  with :class:`FloatingPointError` naming the epoch and iteration.
-* Everything is checked in the constructor, before any step: arguments, output paths
-  (writable, not under a file), NaN/inf in the data (naming the array and row), labels
-  (range, sign, integer type: once, so steps need no check), and batch sizes that
-  would give BatchNorm a one-sample batch (refused: its variance would be 0).
-* The best epoch's state (highest test accuracy; lowest epoch loss without test data)
-  is kept next to the last one (:attr:`best`, :meth:`restore_best`, ``best_checkpoint``);
-  a :class:`DivergenceWarning` names the learning rate when an epoch's loss rises far
-  above the best so far or the accuracy falls back to chance.
-* ``checkpoint`` is written atomically at every epoch end (see :mod:`xpnet.checkpoint`);
-  ``resume`` validates a checkpoint completely before continuing from it.  Ctrl-C in
-  :meth:`train` makes sure the last finished epoch is in ``checkpoint`` and re-raises
-  ``KeyboardInterrupt`` with a one-line message on how to resume.
-* The Trainer does not tune the process's malloc; call
-  :func:`xpnet.backend.keep_freed_host_memory` yourself for faster CPU steps.
+* ``device``: the network (every array reachable from it, aliases kept), the optimizer
+  state and the data (cast to the network's dtype) move there once, in the constructor;
+  batches are drawn there, and the network stays there (``to_device(net, "cpu")``).
+* An epoch is one shuffled pass without replacement, the last partial batch included
+  (``sampling="replacement"``: the book's draws); accuracy is measured at its END.
+  ``x_test``/``t_test`` may be ``None``.  The same seeds give the same history, bit for bit.
+* A step logs the loss ``network.gradient`` computed (``last_loss``): one forward pass.
+  Losses reach the host in bulk (every ``_FLUSH_EVERY`` steps, every ``_FLUSH_SECONDS``
+  while a bar is shown, at each epoch end): no per-step wait on a GPU.  A NaN/inf loss
+  stops training with a ``FloatingPointError`` naming the epoch, iteration and lr.
+* The constructor checks everything before any step: arguments, output paths, NaN/inf
+  in the data (array and row), labels (once, so steps need none), and batch sizes that
+  would hand BatchNorm a one-sample batch (refused).
+* The best epoch's state (test accuracy; epoch loss without test data) is kept next to
+  the last (:attr:`best`, :meth:`restore_best`, ``best_checkpoint``); a
+  :class:`DivergenceWarning` names the lr when the loss rises far above the best or the
+  accuracy falls back to chance.
+* ``checkpoint`` is written atomically at each epoch end; ``resume`` validates a file
+  completely first (:mod:`xpnet.checkpoint`).  On Ctrl-C :meth:`train` makes sure the
+  last finished epoch is saved and re-raises ``KeyboardInterrupt`` saying how to resume.
+* No malloc tuning behind your back: :func:`xpnet.backend.keep_freed_host_memory` is yours to call.
 """
 
 from __future__ import annotations
@@ -49,17 +40,18 @@ import inspect
 import math
 import os
 import time
-import types
 import warnings
 from typing import Any, Callable, Mapping, Union
 
 from tqdm.auto import tqdm
 
 from . import checkpoint as _checkpoint
-from ._trainer_data import check_batches, check_data, check_pair
+from ._divergence import DivergenceWarning, divergence_reason, divergence_warning, nonfinite_message
+from ._trainer_checks import (DEFAULT_OPTIMIZER_PARAM as _DEFAULT_OPTIMIZER_PARAM, check_batches, check_data,
+                              check_network, check_pair, check_progress, check_resume, make_optimizer)
 from .backend import DeviceLike, Generator, device_of, get_device, to_device, to_numpy
 from .checks import one_of, positive_int, writable_file
-from .optimizer import Optimizer, get_optimizer
+from .optimizer import Optimizer
 from .plot import accuracy_label, plot_history
 
 Array = Any
@@ -73,19 +65,10 @@ _FLUSH_EVERY = 50
 """Most steps between bulk loss transfers (progress bar loss, NaN check) within an epoch."""
 _FLUSH_SECONDS = 0.5
 """While a bar is shown, losses are also transferred once this many seconds have passed."""
-_DEFAULT_OPTIMIZER_PARAM: Mapping[str, float] = types.MappingProxyType({"lr": 0.01})
 _SAMPLINGS = ("shuffle", "replacement")
 _HISTORY = {"train_loss_list": "train_loss_list", "train_acc_list": "train_acc_list",
             "test_acc_list": "test_acc_list", "epoch_loss": "epoch_loss_list",
             "epoch_time": "epoch_time_list", "samples_per_sec": "samples_per_sec_list"}
-
-
-class DivergenceWarning(RuntimeWarning):
-    """Training looks like it diverges; ``epoch``, ``reason`` and ``lr`` say why and where."""
-
-    def __init__(self, message: str, epoch: int, reason: str, lr: float | None) -> None:
-        super().__init__(message)
-        self.epoch, self.reason, self.lr = epoch, reason, lr
 
 
 def format_epoch_line(history: Mapping[str, list[float]], epochs: int, *, measured: int | None = None) -> str:
@@ -135,19 +118,16 @@ class Trainer:
         if evaluate_sample_num_per_epoch is not None:
             positive_int("evaluate_sample_num_per_epoch", evaluate_sample_num_per_epoch)
         self.sampling = one_of("sampling", sampling, _SAMPLINGS)
-        if not (progress is None or isinstance(progress, bool) or callable(progress)):
-            raise TypeError(f"progress: expected None, a bool or a callable, got {type(progress).__name__}")
+        check_progress(progress)
         self.checkpoint = None if checkpoint is None else writable_file("checkpoint", checkpoint)
         self.best_checkpoint = None if best_checkpoint is None else writable_file("best_checkpoint", best_checkpoint)
         if self.checkpoint is not None and self.checkpoint == self.best_checkpoint:
             raise ValueError("best_checkpoint: must differ from checkpoint (the last state would replace the best)")
-        resume = _check_resume(resume, self.checkpoint)
-        self.optimizer = _make_optimizer(optimizer, optimizer_param)
+        resume = check_resume(resume, self.checkpoint)
+        self.optimizer = make_optimizer(optimizer, optimizer_param)
         if self.checkpoint is not None or self.best_checkpoint is not None or resume is not None:
             _checkpoint.check_checkpointable(self.optimizer)
-        _check_network(network)
-        if (x_test is None) != (t_test is None):
-            raise ValueError("x_test, t_test: give both or neither (None: no test evaluation)")
+        check_network(network)
 
         self.network = to_device(network, self.device)
         self.optimizer = to_device(self.optimizer, self.device)
@@ -355,24 +335,13 @@ class Trainer:
 
     def _watch_divergence(self, accuracy: float) -> None:
         """Warn when this epoch's loss is far above the best so far, or accuracy fell back to chance."""
-        loss, earlier = self.epoch_loss_list[-1], self.epoch_loss_list[:-1]
-        reference = min(earlier + self.train_loss_list[:1])
-        chance = 1.0 / self.num_classes
-        floor = chance + 0.1 * (1.0 - chance)
-        accuracies = (self.test_acc_list if self.x_test is not None else self.train_acc_list)[:-1]
-        if math.isfinite(reference) and loss > 3.0 * reference + 0.5:
-            reason = f"the train loss {loss:.4g} is far above the best so far ({reference:.4g})"
-        elif accuracy <= floor and accuracies and max(accuracies) >= chance + 0.3 * (1.0 - chance):
-            reason = f"the accuracy fell back to chance ({accuracy:.4f}; it was {max(accuracies):.4f})"
-        else:
-            return
-        lr = getattr(self.optimizer, "lr", None)
-        advice = "the learning rate is probably too high" if lr is None else \
-            f"the learning rate (lr={lr:g}) is probably too high: try optimizer_param={{'lr': {lr / 10:g}}}"
-        kept = "" if self._best is None else f"; the best state (epoch {self._best['epoch']}) is kept: restore_best()" \
-            + (f" or {self.best_checkpoint!r}" if self.best_checkpoint else "")
-        warnings.warn(DivergenceWarning(f"epoch {self.current_epoch}: {reason}; training is probably diverging: "
-                                        f"{advice}{kept}", self.current_epoch, reason, lr), stacklevel=4)
+        accuracies = self.test_acc_list if self.x_test is not None else self.train_acc_list
+        reason = divergence_reason(self.epoch_loss_list, self.train_loss_list[:1], accuracy, accuracies[:-1],
+                                   self.num_classes)
+        if reason is not None:
+            best = None if self._best is None else (self._best["epoch"], self.best_checkpoint)
+            warnings.warn(divergence_warning(self.current_epoch, reason, getattr(self.optimizer, "lr", None), best),
+                          stacklevel=4)
 
     def _flush_losses(self) -> None:
         """Convert the losses still on the device to floats (one transfer); stop on NaN/inf."""
@@ -387,23 +356,13 @@ class Trainer:
             if not math.isfinite(value):
                 self.train_loss_list.extend(values[:k])
                 self._close_bar()
-                raise FloatingPointError(self._divergence_message(value, first_iter + k))
+                raise FloatingPointError(nonfinite_message(value, first_iter + k, self.current_epoch, self.iter_per_epoch,
+                                                            getattr(self.optimizer, "lr", None),
+                                                            self.last_checkpoint))
         self.train_loss_list.extend(values)
         self._bar_loss = values[-1]
         if self._bar is not None:
             self._bar.set_postfix(loss=f"{values[-1]:.4f}")
-
-    def _divergence_message(self, value: float, iteration: int) -> str:
-        epoch_iter = iteration - self.current_epoch * self.iter_per_epoch
-        lr = getattr(self.optimizer, "lr", None)
-        hint = f" (it is {lr:g}; try e.g. optimizer_param={{'lr': {lr / 10:g}}})" if lr else ""
-        message = (f"train loss became {value} at epoch {self.current_epoch + 1}, iteration {iteration} "
-                   f"(step {epoch_iter} of {self.iter_per_epoch} in that epoch); training stopped. "
-                   f"The learning rate is probably too high: lower it{hint}.")
-        if self.last_checkpoint is not None:
-            path, epoch = self.last_checkpoint
-            message += f" The last checkpoint, {path!r} (epoch {epoch}), is intact: resume=... continues from it."
-        return message
 
     def _interrupted(self) -> str:
         """Make sure the last finished epoch is saved; the one-line message for Ctrl-C."""
@@ -438,46 +397,3 @@ def _parameters(function: Any) -> Mapping[str, Any]:
         return inspect.signature(function).parameters
     except (TypeError, ValueError):
         return {}
-
-
-def _check_resume(resume: Any, checkpoint: str | None) -> str | None:
-    """The checkpoint path to resume from (``None``: start fresh); ``resume`` must be a path or a bool."""
-    if resume is None or resume is False:
-        return None
-    if resume is True:
-        if checkpoint is None:
-            raise ValueError("resume=True continues from the checkpoint file, but checkpoint is None")
-        return checkpoint
-    if isinstance(resume, bool) or not isinstance(resume, (str, os.PathLike)):
-        raise TypeError(f"resume: expected a checkpoint path (str or os.PathLike) or a bool, "
-                        f"got {type(resume).__name__} {resume!r}")
-    path = os.fspath(resume)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"resume: no checkpoint file {path!r}")
-    return path
-
-
-def _make_optimizer(optimizer: str | Any, optimizer_param: Mapping[str, float]) -> Any:
-    if isinstance(optimizer, str):
-        if not isinstance(optimizer_param, Mapping):
-            raise TypeError(f"optimizer_param: expected a dict such as {{'lr': 0.01}}, "
-                            f"got {type(optimizer_param).__name__}")
-        return get_optimizer(optimizer, **dict(optimizer_param))
-    if not callable(getattr(optimizer, "update", None)):
-        raise TypeError(f"optimizer: expected a name or an object with update(params, grads), "
-                        f"got {type(optimizer).__name__}")
-    if optimizer_param is not _DEFAULT_OPTIMIZER_PARAM:
-        raise ValueError("optimizer_param: only used with an optimizer name; "
-                         "this optimizer is already built, configure it directly")
-    return optimizer
-
-
-def _check_network(network: Any) -> None:
-    missing = [name for name in ("gradient", "loss", "predict", "accuracy")
-               if not callable(getattr(network, name, None))]
-    if missing:
-        raise TypeError(f"network: expected the book's interface, missing method(s) {', '.join(missing)}")
-    params = getattr(network, "params", None)
-    if not isinstance(params, dict) or not params:
-        raise TypeError("network: expected a non-empty dict network.params of parameter arrays")
-

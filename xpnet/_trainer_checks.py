@@ -1,4 +1,4 @@
-"""The Trainer's checks of its data, run once in its constructor (and by ``Trainer.evaluate``):
+"""The Trainer's checks of its arguments and data, run once in its constructor (and by ``Trainer.evaluate``):
 shapes, emptiness, NaN/inf (naming the array and the first bad row), labels (range, sign,
 integer type), and batch sizes that would hand BatchNorm a single sample.
 
@@ -8,22 +8,30 @@ such check would wait on the device).
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import types
+from typing import Any, Mapping
 
 from array_api_compat import array_namespace, is_array_api_obj
 
 from .backend import Device
 from .checkpoint import buffers
+from .optimizer import get_optimizer
 
 Array = Any
 
-__all__ = ["check_data", "check_pair", "check_batches", "expected_input"]
+__all__ = ["check_data", "check_pair", "check_batches", "expected_input", "check_resume", "make_optimizer",
+           "check_network", "check_progress", "DEFAULT_OPTIMIZER_PARAM"]
+
+DEFAULT_OPTIMIZER_PARAM: Mapping[str, float] = types.MappingProxyType({"lr": 0.01})
 
 
 def check_data(network: Any, device: Device, dtype: Any, x_train: Any, t_train: Any, x_test: Any, t_test: Any
                ) -> tuple[Array, Array, Array | None, Array | None, int]:
     """``(x_train, t_train, x_test, t_test, num_classes)`` on ``device`` (x cast to ``dtype``),
     after every check; ``x_test``/``t_test`` may both be ``None``."""
+    if (x_test is None) != (t_test is None):
+        raise ValueError("x_test, t_test: give both or neither (None: no test evaluation)")
     with device.activate():
         x_train = device.asarray(x_train, dtype=dtype)
         if x_train.ndim < 1 or x_train.shape[0] == 0:
@@ -130,3 +138,51 @@ def _checked_labels(name: str, t: Array, num_classes: int, device: Device, dtype
         raise ValueError(f"{name}: labels must lie in 0..{num_classes - 1} (the network has {num_classes} "
                          f"outputs), got values in {low}..{high}")
     return t
+
+
+def check_resume(resume: Any, checkpoint: str | None) -> str | None:
+    """The checkpoint path to resume from (``None``: start fresh); ``resume`` must be a path or a bool."""
+    if resume is None or resume is False:
+        return None
+    if resume is True:
+        if checkpoint is None:
+            raise ValueError("resume=True continues from the checkpoint file, but checkpoint is None")
+        return checkpoint
+    if isinstance(resume, bool) or not isinstance(resume, (str, os.PathLike)):
+        raise TypeError(f"resume: expected a checkpoint path (str or os.PathLike) or a bool, "
+                        f"got {type(resume).__name__} {resume!r}")
+    path = os.fspath(resume)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"resume: no checkpoint file {path!r}")
+    return path
+
+
+def make_optimizer(optimizer: str | Any, optimizer_param: Mapping[str, float]) -> Any:
+    if isinstance(optimizer, str):
+        if not isinstance(optimizer_param, Mapping):
+            raise TypeError(f"optimizer_param: expected a dict such as {{'lr': 0.01}}, "
+                            f"got {type(optimizer_param).__name__}")
+        return get_optimizer(optimizer, **dict(optimizer_param))
+    if not callable(getattr(optimizer, "update", None)):
+        raise TypeError(f"optimizer: expected a name or an object with update(params, grads), "
+                        f"got {type(optimizer).__name__}")
+    if optimizer_param is not DEFAULT_OPTIMIZER_PARAM:
+        raise ValueError("optimizer_param: only used with an optimizer name; "
+                         "this optimizer is already built, configure it directly")
+    return optimizer
+
+
+def check_progress(progress: Any) -> None:
+    """``progress`` must be ``None``, a bool or a callable."""
+    if not (progress is None or isinstance(progress, bool) or callable(progress)):
+        raise TypeError(f"progress: expected None, a bool or a callable, got {type(progress).__name__}")
+
+
+def check_network(network: Any) -> None:
+    missing = [name for name in ("gradient", "loss", "predict", "accuracy")
+               if not callable(getattr(network, name, None))]
+    if missing:
+        raise TypeError(f"network: expected the book's interface, missing method(s) {', '.join(missing)}")
+    params = getattr(network, "params", None)
+    if not isinstance(params, dict) or not params:
+        raise TypeError("network: expected a non-empty dict network.params of parameter arrays")

@@ -111,11 +111,12 @@ def train(args: argparse.Namespace) -> int:
     total = len(x_train)
     if args.limit is not None:
         x_train, t_train = x_train[:args.limit], t_train[:args.limit]
-    used = f"{len(x_train):,} of {total:,} train (--limit)" if len(x_train) < total else f"{total:,} train"
+    used = f"{len(x_train):,} train / {len(x_test):,} test"
+    if len(x_train) < total:
+        used += f" (--limit: the first {len(x_train):,} of {total:,} training samples)"
     net = build_model(args.model, int(math.prod(x_train.shape[1:])), output_size, dtype=args.dtype,
                       seed=args.seed, device=device)
-    print(f"xpnet {__version__}: {args.model} on {name}, {used} / {len(x_test):,} test, "
-          f"device {device.name}, {args.dtype}", flush=True)
+    print(f"xpnet {__version__}: {args.model} on {name}, {used}, device {device.name}, {args.dtype}", flush=True)
     paths["params"].parent.mkdir(parents=True, exist_ok=True)
     paths["checkpoint"].parent.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=args.epochs,

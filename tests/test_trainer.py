@@ -622,3 +622,56 @@ def test_nan_after_resume_names_the_checkpoint_resumed_from(data, tmp_path):
     with pytest.raises(FloatingPointError, match=r"became inf at epoch 2, iteration 6 \(step 1 of 5.*"
                                                  r"run\.npz' \(epoch 1\), is intact"):
         trainer.train()
+
+
+# --- evaluation from any namespace, the shared epoch line, plots, progress -------------------------
+
+def test_evaluate_takes_host_arrays_after_training_on_device(device, data):
+    x_train, t_train, x_test, t_test = data
+    trainer = make_trainer(data, MultiLayerNet(FEATURES, [16], CLASSES, seed=0), device=device, eval_batch_size=7)
+    trainer.train()
+    accuracy = trainer.evaluate(x_test, t_test)  # NumPy on the host, net on `device`
+    assert type(accuracy) is float and accuracy == pytest.approx(trainer.test_acc_list[-1], abs=1e-12)
+    with pytest.raises(ValueError, match=r"t: labels must lie in 0\.\.2"):
+        trainer.evaluate(x_test, t_test + 3)
+    with pytest.raises(ValueError, match=r"x: row 2 holds NaN"):
+        trainer.evaluate(np.where(np.arange(60)[:, None] == 2, np.nan, x_test), t_test)
+
+
+def test_one_epoch_line_for_trainer_cli_and_examples():
+    history = {"train_loss_list": [1.0, 0.5], "train_acc_list": [0.9], "test_acc_list": [0.875],
+               "epoch_loss": [0.75], "epoch_time": [2.04], "samples_per_sec": [1234.4]}
+    assert trainer_module.format_epoch_line(history, 5) == \
+        "epoch 1/5  loss 0.7500  train acc 0.9000  test acc 0.8750  1234 samples/s  2.0 s"
+    assert trainer_module.format_epoch_line(history, 5, measured=1000).endswith(
+        "2.0 s  (accuracy on the first 1,000 images)")
+    history["test_acc_list"] = []
+    assert "test acc" not in trainer_module.format_epoch_line(history, 5)
+
+
+def test_plot_has_integer_epoch_ticks_and_honest_legends(data, tmp_path):
+    pytest.importorskip("matplotlib")
+    trainer = make_trainer(data, epochs=1, evaluate_sample_num_per_epoch=50)
+    trainer.train()
+    fig = trainer.plot(tmp_path / "curves.png")
+    ax = fig.axes[1]
+    assert list(ax.get_xticks()) == [1.0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == \
+        ["train (first 50 of 150 images)", "test (first 50 of 60 images)"]
+
+
+def test_bar_shows_the_loss_from_the_first_step_and_flushes_by_time(data, monkeypatch):
+    flushes = []
+    flush = Trainer._flush_losses
+    monkeypatch.setattr(Trainer, "_flush_losses", lambda self: flushes.append(self.current_iter) or flush(self))
+    monkeypatch.setattr(trainer_module, "_FLUSH_SECONDS", 0.0)
+    make_trainer(data, epochs=1, progress=True).train()
+    assert flushes == [1, 2, 3, 4, 5]  # every step once the time is up; the first at once
+    flushes.clear()
+    make_trainer(data, epochs=1, progress=False).train()
+    assert flushes == [5]  # no bar: bulk only
+
+
+def test_trainer_leaves_malloc_alone(data, monkeypatch):
+    monkeypatch.setattr(backend, "keep_freed_host_memory", lambda: pytest.fail("the Trainer tuned malloc"))
+    make_trainer(data, epochs=1).train()

@@ -675,3 +675,33 @@ def test_bar_shows_the_loss_from_the_first_step_and_flushes_by_time(data, monkey
 def test_trainer_leaves_malloc_alone(data, monkeypatch):
     monkeypatch.setattr(backend, "keep_freed_host_memory", lambda: pytest.fail("the Trainer tuned malloc"))
     make_trainer(data, epochs=1).train()
+
+
+def test_book_style_batchnorm_net_resumes_its_running_statistics(data, tmp_path):
+    """The name walk finds a user net's BatchNorm statistics, even before they exist (None)."""
+    from xpnet.layers import BatchNormalization
+
+    def build():
+        net = BookNet(FEATURES, 16, CLASSES)
+        net.params["gamma1"] = backend.CPU.asarray(np.ones(16), dtype="float32")
+        net.params["beta1"] = backend.CPU.asarray(np.zeros(16), dtype="float32")
+        norm = BatchNormalization(net.params["gamma1"], net.params["beta1"])
+        net.layers = OrderedDict([("Affine1", net.layers["Affine1"]), ("BatchNorm1", norm),
+                                  ("Relu1", net.layers["Relu1"]), ("Affine2", net.layers["Affine2"])])
+        gradient = net.gradient
+        net.gradient = lambda x, t: {**gradient(x, t), "gamma1": norm.dgamma, "beta1": norm.dbeta}
+        net.predict = lambda x, train_flg=False: _forward(net, x, train_flg)
+        return net, norm
+
+    def _forward(net, x, train_flg):
+        for layer in net.layers.values():
+            x = layer.forward(x, train_flg) if isinstance(layer, BatchNormalization) else layer.forward(x)
+        return x
+
+    path = tmp_path / "run.npz"
+    net, norm = build()
+    make_trainer(data, net, epochs=1, mini_batch_size=30, checkpoint=path).train()
+    fresh, fresh_norm = build()
+    assert fresh_norm.running_mean is None
+    make_trainer(data, fresh, epochs=1, mini_batch_size=30, resume=path)
+    np.testing.assert_array_equal(to_numpy(fresh_norm.running_mean), to_numpy(norm.running_mean))

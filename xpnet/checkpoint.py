@@ -62,8 +62,7 @@ def buffers(network: Any) -> dict[str, tuple[Any, str]]:
     for path, obj in reachable(network, "network"):
         attributes = getattr(obj, "__dict__", None)
         if isinstance(attributes, dict) and not is_array_api_obj(obj):
-            found.update({f"{path}.{name}": (obj, name) for name in _BUFFER_NAMES
-                          if is_array_api_obj(attributes.get(name))})
+            found.update({f"{path}.{name}": (obj, name) for name in _BUFFER_NAMES if name in attributes})
     return found
 
 
@@ -88,7 +87,8 @@ def copy_state(network: Any) -> dict[str, Array]:
              for key, value in network.params.items()}
     for name, (owner, attr) in buffers(network).items():
         value = getattr(owner, attr)
-        state[f"buffers/{name}"] = array_namespace(value).asarray(value, copy=True)
+        if is_array_api_obj(value):  # a book-style BatchNorm has none before its first forward pass
+            state[f"buffers/{name}"] = array_namespace(value).asarray(value, copy=True)
     return state
 
 
@@ -136,10 +136,12 @@ def load(trainer: Any, path: PathLike) -> None:
     own_buffers = buffers(trainer.network)
     expected = {f"params/{key}": value for key, value in params.items()}
     expected.update({f"buffers/{name}": getattr(owner, attr) for name, (owner, attr) in own_buffers.items()})
-    _check_group(arrays, "params/", expected, where)
-    _check_group(arrays, "buffers/", expected, where)
+    unset = {key for key, value in expected.items() if value is None}  # optional, any shape
+    _check_group(arrays, "params/", expected, unset, where)
+    _check_group(arrays, "buffers/", expected, unset, where)
     if meta["best"] is not None:
-        _check_group(arrays, "best/", {f"best/{key}": value for key, value in expected.items()}, where)
+        _check_group(arrays, "best/", {f"best/{key}": value for key, value in expected.items()},
+                     {f"best/{key}" for key in unset}, where)
     elif any(key.startswith("best/") for key in arrays):
         raise CheckpointError(f"{where}: holds a best state but its metadata has no 'best' entry")
     optimizer_state = _check_optimizer(trainer.optimizer, arrays, meta, params, where)
@@ -155,7 +157,8 @@ def load(trainer: Any, path: PathLike) -> None:
         for key in params:
             params[key][...] = device.asarray(arrays[f"params/{key}"], dtype=params[key].dtype)
         for name, (owner, attr) in own_buffers.items():
-            setattr(owner, attr, device.asarray(arrays[f"buffers/{name}"]))
+            if f"buffers/{name}" in arrays:
+                setattr(owner, attr, device.asarray(arrays[f"buffers/{name}"]))
         trainer.optimizer.load_state_dict({key: device.asarray(value) if is_array_api_obj(value) else value
                                            for key, value in optimizer_state.items()})
         best_state = {key[len("best/"):]: device.asarray(value) for key, value in arrays.items()
@@ -224,10 +227,12 @@ def _dtype_name(dtype: Any) -> str:
     return str(dtype).rsplit(".", 1)[-1]
 
 
-def _check_group(arrays: dict[str, Any], prefix: str, expected: dict[str, Array], where: str) -> None:
-    """Every ``expected`` key under ``prefix`` is in ``arrays`` with the same shape and dtype, and no other."""
-    wanted = {key for key in expected if key.startswith(prefix)}
-    saved = {key for key in arrays if key.startswith(prefix)}
+def _check_group(arrays: dict[str, Any], prefix: str, expected: dict[str, Array], unset: set[str],
+                 where: str) -> None:
+    """Every ``expected`` key under ``prefix`` is in ``arrays`` with the same shape and dtype, and
+    no other; keys in ``unset`` (buffers not created yet) may be there, with any shape."""
+    wanted = {key for key in expected if key.startswith(prefix) and key not in unset}
+    saved = {key for key in arrays if key.startswith(prefix)} - unset
     missing, unknown = sorted(wanted - saved), sorted(saved - wanted)
     if missing or unknown:
         raise CheckpointError(f"{where}: {prefix[:-1]} do not match the network's: "

@@ -249,7 +249,8 @@ class Trainer:
             for key, value in self.network.params.items():
                 value[...] = self._best_state[f"params/{key}"]
             for name, (owner, attr) in _checkpoint.buffers(self.network).items():
-                setattr(owner, attr, self.device.xp.asarray(self._best_state[f"buffers/{name}"], copy=True))
+                if f"buffers/{name}" in self._best_state:
+                    setattr(owner, attr, self.device.xp.asarray(self._best_state[f"buffers/{name}"], copy=True))
         return self.best
 
     def save_checkpoint(self, path: PathLike) -> None:

@@ -122,12 +122,12 @@ def test_sigint_in_trainer_train_reraises_with_how_to_resume(tmp_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert "KI: interrupted during epoch" in out and f"resume={str(path)!r}" in out, out + err
-    resumed = Trainer(MultiLayerNet(20, [64], 3, seed=0), *DATA_20(), epochs=500, mini_batch_size=1, verbose=False,
+    resumed = Trainer(MultiLayerNet(20, [64], 3, seed=0), *data_20(), epochs=500, mini_batch_size=1, verbose=False,
                       checkpoint=path, resume=True)
     assert resumed.current_epoch >= 1
 
 
-def DATA_20():
+def data_20():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(3000, 20)).astype(np.float32)
     t = rng.integers(0, 3, 3000)

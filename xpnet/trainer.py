@@ -143,8 +143,7 @@ class Trainer:
         self.rng = Generator(seed)
         self.iter_per_epoch = math.ceil(self.train_size / self.batch_size)
         self.max_iter = self.epochs * self.iter_per_epoch
-        self.last_checkpoint: tuple[str, int] | None = None
-        """``(path, epoch)`` of the last checkpoint written or resumed from."""
+        self.last_checkpoint: tuple[str, int] | None = None  # (path, epoch) last written or resumed from
         self.final_test_acc: float | None = None
         self._accuracy_takes_batch_size = "batch_size" in _parameters(network.accuracy)
         self._restore(0, 0, {key: [] for key in _HISTORY}, None, None)

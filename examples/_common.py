@@ -18,9 +18,11 @@ matplotlib.use("Agg")  # headless: figures are only ever written to files
 
 import numpy as np  # host-side data for plots only; training runs through xpnet
 from matplotlib.figure import Figure
+from tqdm.auto import tqdm
 
 from xpnet.backend import Device, DeviceError, Generator, get_device, to_numpy
 from xpnet.datasets import DatasetError, load_mnist, load_mnist_sample
+from xpnet.plot import plot_accuracy
 from xpnet.trainer import Trainer
 
 # ---------------------------------------------------------------- command line
@@ -108,17 +110,6 @@ def load_data(args: argparse.Namespace, *, flatten: bool = True, one_hot: bool =
 # ----------------------------------------------------------------- training
 
 
-def epoch_printer(epochs: int) -> Callable[[dict], None]:
-    """A ``Trainer(progress=...)`` hook printing one line per epoch."""
-
-    def report(history: dict) -> None:
-        epoch = len(history["test_acc_list"])
-        print(f"epoch {epoch}/{epochs}  train acc {history['train_acc_list'][-1]:.4f}  "
-              f"test acc {history['test_acc_list'][-1]:.4f}  {history['epoch_time'][-1]:.1f} s", flush=True)
-
-    return report
-
-
 def iterations(args: argparse.Namespace, train_size: int, batch_size: int) -> int:
     """Steps to train: ``--epochs`` passes of ``batch_size`` mini-batches when given, else ``--iters``."""
     if args.epochs is not None:
@@ -140,7 +131,7 @@ def fit_variants(args: argparse.Namespace, networks: dict[str, Any], train: tupl
     for label, network in networks.items():
         trainer = Trainer(network, *train, *test, epochs=args.epochs, mini_batch_size=batch_size,
                           optimizer=optimizer, optimizer_param={"lr": lr}, verbose=False,
-                          device=device, seed=args.seed)
+                          device=device, seed=args.seed, progress=not quiet)
         try:
             history = trainer.train()
         except FloatingPointError as exc:
@@ -181,7 +172,7 @@ def train_side_by_side(networks: dict[str, Any], optimizers: dict[str, Any], x: 
     rng = Generator(seed)
     xp = device.xp
     losses: dict[str, list[Any]] = {name: [] for name in networks}
-    with device.activate():
+    with device.activate(), tqdm(total=iters, unit="step", leave=False, desc="shared steps") as bar:
         for step in range(iters):
             batch = rng.integers(x.shape[0], batch_size, device=device)
             x_batch, t_batch = xp.take(x, batch, axis=0), xp.take(t, batch, axis=0)
@@ -189,9 +180,10 @@ def train_side_by_side(networks: dict[str, Any], optimizers: dict[str, Any], x: 
                 grads = network.gradient(x_batch, t_batch)
                 optimizers[name].update(network.params, grads)
                 losses[name].append(network.loss(x_batch, t_batch))  # stays on the device
+            bar.update()
             if (step + 1) % max(1, iters // 4) == 0 or step + 1 == iters:
-                print(f"iteration {step + 1}/{iters}: " + "  ".join(
-                    f"{name} {float(values[-1]):.4f}" for name, values in losses.items()), flush=True)
+                bar.write(f"iteration {step + 1}/{iters}: " + "  ".join(
+                    f"{name} {float(values[-1]):.4f}" for name, values in losses.items()))
         # one transfer per network instead of one per step
         return {name: to_numpy(xp.stack(values)).tolist() for name, values in losses.items()}
 
@@ -219,15 +211,22 @@ def accuracy_panels(histories: dict[str, dict[str, list[float]]], suptitle: str 
     """One panel per history: train and test accuracy per epoch (the book's overfitting plots)."""
     fig = figure(5.0 * len(histories), 4.0)
     for k, (label, history) in enumerate(histories.items()):
-        ax = fig.add_subplot(1, len(histories), k + 1)
-        epochs = range(1, len(history["train_acc_list"]) + 1)
-        ax.plot(epochs, history["train_acc_list"], label="train")
-        ax.plot(epochs, history["test_acc_list"], linestyle="--", label="test")
-        ax.set(title=label, xlabel="epoch", ylabel="accuracy", ylim=(0.0, 1.0))
-        ax.legend(loc="lower right")
+        plot_accuracy(fig.add_subplot(1, len(histories), k + 1), history, title=label)
     if suptitle:
         fig.suptitle(suptitle)
     return fig
+
+
+def accuracy_with_bar(network: Any, x: np.ndarray, t: np.ndarray, device: Device, *, dtype: Any = None,
+                      batch_size: int = 100, desc: str = "accuracy") -> float:
+    """``network``'s accuracy on host arrays ``x``, ``t``, ``batch_size`` images at a time with a
+    progress bar (for evaluations slow enough to look hung, such as float16 on a CPU)."""
+    correct = 0.0
+    for start in tqdm(range(0, len(x), batch_size), desc=desc, unit="batch", leave=False):
+        stop = min(start + batch_size, len(x))
+        chunk = device.asarray(x[start:stop], dtype=dtype)
+        correct += network.accuracy(chunk, device.asarray(t[start:stop])) * (stop - start)
+    return correct / len(x)
 
 
 def save_curves(trainer: Trainer, args: argparse.Namespace, name: str) -> Path:

@@ -70,8 +70,7 @@ def main():
     net = nets["backprop"]
     trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=args.epochs,
                       mini_batch_size=args.batch_size, optimizer=optimizers["backprop"],
-                      verbose=False, device=device, seed=args.seed,
-                      progress=_common.epoch_printer(args.epochs))
+                      verbose=True, device=device, seed=args.seed)
     history = trainer.train()
 
     fig = _common.figure(10, 4)

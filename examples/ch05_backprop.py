@@ -44,7 +44,7 @@ def main():
     # --- training
     trainer = Trainer(network, x_train, t_train, x_test, t_test, epochs=args.epochs,
                       mini_batch_size=args.batch_size, optimizer="sgd", optimizer_param={"lr": args.lr},
-                      verbose=False, device=device, seed=args.seed, progress=_common.epoch_printer(args.epochs))
+                      verbose=True, device=device, seed=args.seed)
     history = trainer.train()
     _common.save_curves(trainer, args, "ch05_curves.png")
     _common.result(grad_diff=max(diffs.values()), train_acc=history["train_acc_list"][-1],

@@ -11,7 +11,8 @@ from xpnet import __main__ as cli
 from xpnet.datasets import mnist
 
 EPOCH_LINE = re.compile(
-    r"^epoch (\d+)/(\d+)  loss (\d+\.\d+)  train acc (\d\.\d+)  test acc (\d\.\d+)  (\d+) samples/s$", re.M)
+    r"^epoch (\d+)/(\d+)  loss (\d+\.\d+)  train acc (\d\.\d+)  test acc (\d\.\d+)  (\d+) samples/s  \d+\.\d s"
+    r"(?:  \(accuracy on the first [\d,]+ images\))?$", re.M)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from xpnet import backend, io, trainer as trainer_module
 from xpnet.backend import DeviceError, Generator, to_device, to_numpy
 from xpnet.layers import Affine, Dropout, Relu, SoftmaxWithLoss
 from xpnet.optimizer import SGD, Momentum
+from xpnet.nets import MultiLayerNet
 from xpnet.trainer import Trainer
 
 FEATURES, CLASSES = 20, 3
@@ -265,19 +266,28 @@ def test_sampling_with_replacement_as_in_the_book(data):
     assert len(trainer.train_loss_list) == 5
 
 
-def test_evaluation_is_batched_and_can_be_limited(data):
+def test_evaluation_is_one_accuracy_call_and_can_be_limited(data):
+    """The net chunks its own evaluation: a book-style net gets the data in one call, an
+    xpnet net its ``batch_size`` (``eval_batch_size``); ``evaluate_sample_num_per_epoch`` cuts."""
     net = BookNet(FEATURES, 16, CLASSES)
     calls = []
     accuracy = net.accuracy
     net.accuracy = lambda x, t: calls.append(x.shape[0]) or accuracy(x, t)
     trainer = make_trainer(data, net, epochs=1, eval_batch_size=40)
     trainer.train()
-    assert calls == [40, 40, 40, 30, 40, 20]
+    assert calls == [150, 60]
     whole = accuracy(trainer.x_train, trainer.t_train)
     assert trainer.train_acc_list[0] == pytest.approx(whole, abs=1e-12)
     calls.clear()
-    make_trainer(data, net, epochs=1, eval_batch_size=40, evaluate_sample_num_per_epoch=50).train()
-    assert calls == [40, 10, 40, 10]
+    make_trainer(data, net, epochs=1, evaluate_sample_num_per_epoch=50).train()
+    assert calls == [50, 50]
+    library = MultiLayerNet(FEATURES, [8], CLASSES, seed=0)
+    seen = []
+    library_accuracy = library.accuracy
+    library.accuracy = lambda x, t, batch_size=100: seen.append((x.shape[0], batch_size)) or \
+        library_accuracy(x, t, batch_size=batch_size)
+    make_trainer(data, library, epochs=1, eval_batch_size=40).train()
+    assert seen == [(150, 40), (60, 40)]
 
 
 def test_losses_reach_the_host_in_bulk(data, monkeypatch):
@@ -404,7 +414,7 @@ def test_resume_true_continues_from_checkpoint_when_present(data, tmp_path):
     assert len(again.train_acc_list) == 3
 
 
-def test_ctrl_c_during_checkpoint_write_keeps_previous_checkpoint(data, tmp_path, monkeypatch):
+def test_ctrl_c_during_checkpoint_write_keeps_the_file_whole_then_saves_the_epoch(data, tmp_path, monkeypatch):
     path = tmp_path / "run.npz"
     trainer = make_trainer(data, epochs=3, checkpoint=path)
     replace = os.replace
@@ -417,18 +427,18 @@ def test_ctrl_c_during_checkpoint_write_keeps_previous_checkpoint(data, tmp_path
         replace(src, dst)
 
     monkeypatch.setattr(os, "replace", interrupted_replace)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match=r"epoch 2 is saved in .*run\.npz.*resume="):
         trainer.train()
     assert os.listdir(tmp_path) == ["run.npz"]
-    meta = read_meta(path)
-    assert meta["epoch"] == 1 and len(meta["history"]["train_acc_list"]) == 1
+    meta = read_meta(path)  # the interrupted write of epoch 2 was made again before re-raising
+    assert meta["epoch"] == 2 and len(meta["history"]["train_acc_list"]) == 2
     assert io.load_arrays(path)["params/W1"].shape == (FEATURES, 16)
 
 
 def test_resume_rejects_a_checkpoint_of_another_network(data, tmp_path):
     path = tmp_path / "run.npz"
     make_trainer(data, checkpoint=path).train()
-    with pytest.raises(ValueError, match=r"params\['W1'\] has shape \(20, 16\).*\(20, 8\)"):
+    with pytest.raises(ValueError, match=r"run\.npz': params/W1 has shape \(20, 16\).*\(20, 8\)"):
         make_trainer(data, BookNet(FEATURES, 8, CLASSES), resume=path)
     with pytest.raises(ValueError, match="optimizer SGD.*Momentum"):
         make_trainer(data, optimizer="Momentum", resume=path)
@@ -439,7 +449,7 @@ def test_resume_rejects_a_checkpoint_of_another_network(data, tmp_path):
 def test_verbose_shows_bar_and_epoch_line(data, capsys):
     make_trainer(data, verbose=True).train()
     out, err = capsys.readouterr()
-    assert "=== epoch:1, train acc:" in out and "=== epoch:2, train acc:" in out
+    assert out.startswith("epoch 1/2  loss ") and "\nepoch 2/2  loss " in out
     assert "Final Test Accuracy" in out
     assert "sample/s" in err and "loss=" in err and "epoch 1/2" in err
 
@@ -535,9 +545,9 @@ GUARDS = {
                       r"x_train: empty"),
     "empty x_test": (lambda d: _replace(d, x_test=d[2][:0], t_test=d[3][:0]), {}, ValueError,
                      r"x_test: empty"),
-    "batch size 0": (lambda d: d, {"mini_batch_size": 0}, ValueError, r"mini_batch_size: expected an integer >= 1"),
+    "batch size 0": (lambda d: d, {"mini_batch_size": 0}, ValueError, r"mini_batch_size: expected a positive int"),
     "batch size -5": (lambda d: d, {"mini_batch_size": -5}, ValueError, r"mini_batch_size"),
-    "epochs 0": (lambda d: d, {"epochs": 0}, ValueError, r"epochs: expected an integer >= 1"),
+    "epochs 0": (lambda d: d, {"epochs": 0}, ValueError, r"epochs: expected a positive int"),
     "eval samples 0": (lambda d: d, {"evaluate_sample_num_per_epoch": 0}, ValueError,
                        r"evaluate_sample_num_per_epoch"),
     "sampling": (lambda d: d, {"sampling": "random"}, ValueError, r"sampling"),
@@ -612,3 +622,86 @@ def test_nan_after_resume_names_the_checkpoint_resumed_from(data, tmp_path):
     with pytest.raises(FloatingPointError, match=r"became inf at epoch 2, iteration 6 \(step 1 of 5.*"
                                                  r"run\.npz' \(epoch 1\), is intact"):
         trainer.train()
+
+
+# --- evaluation from any namespace, the shared epoch line, plots, progress -------------------------
+
+def test_evaluate_takes_host_arrays_after_training_on_device(device, data):
+    x_train, t_train, x_test, t_test = data
+    trainer = make_trainer(data, MultiLayerNet(FEATURES, [16], CLASSES, seed=0), device=device, eval_batch_size=7)
+    trainer.train()
+    accuracy = trainer.evaluate(x_test, t_test)  # NumPy on the host, net on `device`
+    assert type(accuracy) is float and accuracy == pytest.approx(trainer.test_acc_list[-1], abs=1e-12)
+    with pytest.raises(ValueError, match=r"t: labels must lie in 0\.\.2"):
+        trainer.evaluate(x_test, t_test + 3)
+    with pytest.raises(ValueError, match=r"x: row 2 holds NaN"):
+        trainer.evaluate(np.where(np.arange(60)[:, None] == 2, np.nan, x_test), t_test)
+
+
+def test_one_epoch_line_for_trainer_cli_and_examples():
+    history = {"train_loss_list": [1.0, 0.5], "train_acc_list": [0.9], "test_acc_list": [0.875],
+               "epoch_loss": [0.75], "epoch_time": [2.04], "samples_per_sec": [1234.4]}
+    assert trainer_module.format_epoch_line(history, 5) == \
+        "epoch 1/5  loss 0.7500  train acc 0.9000  test acc 0.8750  1234 samples/s  2.0 s"
+    assert trainer_module.format_epoch_line(history, 5, measured=1000).endswith(
+        "2.0 s  (accuracy on the first 1,000 images)")
+    history["test_acc_list"] = []
+    assert "test acc" not in trainer_module.format_epoch_line(history, 5)
+
+
+def test_plot_has_integer_epoch_ticks_and_honest_legends(data, tmp_path):
+    pytest.importorskip("matplotlib")
+    trainer = make_trainer(data, epochs=1, evaluate_sample_num_per_epoch=50)
+    trainer.train()
+    fig = trainer.plot(tmp_path / "curves.png")
+    ax = fig.axes[1]
+    assert list(ax.get_xticks()) == [1.0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == \
+        ["train (first 50 of 150 images)", "test (first 50 of 60 images)"]
+
+
+def test_bar_shows_the_loss_from_the_first_step_and_flushes_by_time(data, monkeypatch):
+    flushes = []
+    flush = Trainer._flush_losses
+    monkeypatch.setattr(Trainer, "_flush_losses", lambda self: flushes.append(self.current_iter) or flush(self))
+    monkeypatch.setattr(trainer_module, "_FLUSH_SECONDS", 0.0)
+    make_trainer(data, epochs=1, progress=True).train()
+    assert flushes == [1, 2, 3, 4, 5]  # every step once the time is up; the first at once
+    flushes.clear()
+    make_trainer(data, epochs=1, progress=False).train()
+    assert flushes == [5]  # no bar: bulk only
+
+
+def test_trainer_leaves_malloc_alone(data, monkeypatch):
+    monkeypatch.setattr(backend, "keep_freed_host_memory", lambda: pytest.fail("the Trainer tuned malloc"))
+    make_trainer(data, epochs=1).train()
+
+
+def test_book_style_batchnorm_net_resumes_its_running_statistics(data, tmp_path):
+    """The name walk finds a user net's BatchNorm statistics, even before they exist (None)."""
+    from xpnet.layers import BatchNormalization
+
+    def build():
+        net = BookNet(FEATURES, 16, CLASSES)
+        net.params["gamma1"] = backend.CPU.asarray(np.ones(16), dtype="float32")
+        net.params["beta1"] = backend.CPU.asarray(np.zeros(16), dtype="float32")
+        norm = BatchNormalization(net.params["gamma1"], net.params["beta1"])
+        net.layers = OrderedDict([("Affine1", net.layers["Affine1"]), ("BatchNorm1", norm),
+                                  ("Relu1", net.layers["Relu1"]), ("Affine2", net.layers["Affine2"])])
+        gradient = net.gradient
+        net.gradient = lambda x, t: {**gradient(x, t), "gamma1": norm.dgamma, "beta1": norm.dbeta}
+        net.predict = lambda x, train_flg=False: _forward(net, x, train_flg)
+        return net, norm
+
+    def _forward(net, x, train_flg):
+        for layer in net.layers.values():
+            x = layer.forward(x, train_flg) if isinstance(layer, BatchNormalization) else layer.forward(x)
+        return x
+
+    path = tmp_path / "run.npz"
+    net, norm = build()
+    make_trainer(data, net, epochs=1, mini_batch_size=30, checkpoint=path).train()
+    fresh, fresh_norm = build()
+    assert fresh_norm.running_mean is None
+    make_trainer(data, fresh, epochs=1, mini_batch_size=30, resume=path)
+    np.testing.assert_array_equal(to_numpy(fresh_norm.running_mean), to_numpy(norm.running_mean))

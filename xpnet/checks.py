@@ -8,7 +8,7 @@ import numbers
 import os
 from typing import Any
 
-__all__ = ["positive_int", "nonnegative_int", "real", "writable_file"]
+__all__ = ["positive_int", "nonnegative_int", "real", "writable_file", "one_of"]
 
 
 def positive_int(name: str, value: Any) -> int:
@@ -76,3 +76,10 @@ def writable_file(name: str, path: Any) -> str:
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise ValueError(f"{name}: cannot write {text!r}: the directory {ancestor!r} is not writable")
     return text
+
+
+def one_of(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``; ``ValueError`` naming ``name`` and the choices."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}: expected one of {choices}, got {value!r}")
+    return value

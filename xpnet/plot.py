@@ -1,0 +1,90 @@
+"""Training curves, drawn one way for the Trainer, the command line and the examples.
+
+:func:`plot_history` draws a Trainer history (loss per iteration, accuracy per
+epoch); :func:`plot_accuracy` draws the accuracy panel alone on a given axes (the
+examples' side-by-side comparisons).  Epoch axes get integer ticks only, and the
+legends say which images an accuracy was measured on.  Needs matplotlib
+(``pip install 'xpnet[plot]'``); nothing is ever shown when a ``path`` is given,
+so it is safe on a headless machine.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Sequence, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+__all__ = ["plot_history", "plot_accuracy", "accuracy_label", "epoch_ticks"]
+
+
+def accuracy_label(name: str, measured: int | None, total: int | None) -> str:
+    """Legend text for an accuracy curve: ``"test"``, ``"test (first 1,000 of 2,000 images)"``
+    when only the first ``measured`` of ``total`` images were measured each epoch."""
+    if measured is None or total is None or measured >= total:
+        return name
+    return f"{name} (first {measured:,} of {total:,} images)"
+
+
+def epoch_ticks(ax: Any, epochs: int) -> None:
+    """Integer ticks on ``ax``'s x axis for epochs ``1..epochs`` (never 0.5 or 1.2)."""
+    import matplotlib.ticker
+
+    if epochs <= 12:
+        ax.set_xticks(list(range(1, max(epochs, 1) + 1)))
+    else:
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+
+
+def plot_accuracy(ax: Any, history: Mapping[str, Sequence[float]], *, train_label: str = "train",
+                  test_label: str = "test", title: str = "accuracy") -> None:
+    """Train (solid, circles) and test (dashed, squares) accuracy per epoch on ``ax``."""
+    epochs = range(1, len(history["train_acc_list"]) + 1)
+    ax.plot(epochs, history["train_acc_list"], marker="o", label=train_label)
+    if history.get("test_acc_list"):
+        ax.plot(range(1, len(history["test_acc_list"]) + 1), history["test_acc_list"], marker="s",
+                linestyle="--", label=test_label)
+    epoch_ticks(ax, len(epochs))
+    ax.set(xlabel="epoch", ylabel="accuracy", ylim=(0.0, 1.0), title=title)
+    ax.legend(loc="lower right")
+
+
+def plot_history(history: Mapping[str, Sequence[float]], path: PathLike | None = None, *,
+                 train_label: str = "train", test_label: str = "test") -> Any:
+    """Draw the training loss (raw, and smoothed by :func:`~xpnet.util.smooth_curve`) per
+    iteration and the train/test accuracy per epoch; return the matplotlib Figure.
+
+    ``history`` is a :attr:`xpnet.trainer.Trainer.history`.  With ``path`` the figure is
+    written there (format from the suffix) without any display; without, it is shown
+    with pyplot.  ``train_label``/``test_label`` name the accuracy curves (see
+    :func:`accuracy_label`).
+    """
+    try:
+        import matplotlib.figure
+        import matplotlib.ticker
+    except ImportError as exc:
+        raise ImportError("plotting needs matplotlib, which is not installed: "
+                          "pip install matplotlib (or pip install 'xpnet[plot]')") from exc
+    from .util import smooth_curve
+
+    if path is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(11, 4))
+    else:
+        fig = matplotlib.figure.Figure(figsize=(11, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    losses = list(history["train_loss_list"])
+    iterations = range(1, len(losses) + 1)
+    ax_loss.plot(iterations, losses, color="tab:blue", alpha=0.3, label="train loss")
+    ax_loss.plot(iterations, smooth_curve(losses), color="tab:blue", label="smoothed")
+    ax_loss.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax_loss.set(xlabel="iteration", ylabel="loss", title="training loss")
+    ax_loss.legend()
+    plot_accuracy(ax_acc, history, train_label=train_label, test_label=test_label)
+    fig.tight_layout()
+    if path is None:
+        plt.show()
+    else:
+        fig.savefig(os.fspath(path))
+    return fig

@@ -12,7 +12,6 @@ Python floats, so float32 stays float32.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 from typing import Any, Union
@@ -39,13 +38,10 @@ class Optimizer:
         or two lists (tuples) of the same length, entries of equal shapes and dtypes."""
         keys = _keys(params, grads)
         for key in keys:
-            for what, value in (("params", params[key]), ("grads", grads[key])):
-                if isinstance(value, bool) or not (is_array_api_obj(value) or isinstance(value, numbers.Real)):
-                    raise TypeError(f"{what}[{key!r}]: expected an array or a real number, got {type(value).__name__}")
-            if _shape(grads[key]) != _shape(params[key]):
-                raise ValueError(f"grads[{key!r}]: expected shape {_shape(params[key])}, got {_shape(grads[key])}")
-        with _activated(params, keys):
-            self._step(params, grads, keys)
+            expected, got = _shape("params", key, params[key]), _shape("grads", key, grads[key])
+            if got != expected:
+                raise ValueError(f"grads[{key!r}]: expected shape {expected}, got {got}")
+        self._step(params, grads, keys)
 
     def _step(self, params: Params, grads: Params, keys: list) -> None:
         raise NotImplementedError
@@ -106,20 +102,18 @@ def _keys(params: Params, grads: Params) -> list:
     return list(range(len(params)))
 
 
-def _shape(value: Any) -> tuple[int, ...]:
-    return tuple(getattr(value, "shape", ()))
+def _shape(what: str, key: Any, value: Any) -> tuple[int, ...]:
+    """``value``'s shape, ``()`` for a real number; ``TypeError`` for anything else."""
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return tuple(shape)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return ()
+    raise TypeError(f"{what}[{key!r}]: expected an array or a real number, got {type(value).__name__}")
 
 
 def _is_array(value: Any) -> bool:
     return is_array_api_obj(value) and is_writeable_array(value)
-
-
-def _activated(params: Params, keys: list) -> contextlib.AbstractContextManager:
-    """Pin the params' device (CuPy computes on the current GPU) for the step."""
-    for key in keys:
-        if _is_array(params[key]):
-            return device_of(params[key]).activate()
-    return contextlib.nullcontext()
 
 
 def _zeros_like(value: Any) -> Any:
@@ -139,21 +133,22 @@ def _copy(value: Any) -> Any:
 
 
 def _add(container: Params, key: Any, delta: Any) -> None:
-    """``container[key] += delta``, in place for a writable array, else by rebinding the entry."""
+    """``container[key] += delta``, in place for an array, by rebinding the entry for a number
+    (a Python float, a NumPy scalar)."""
     value = container[key]
-    if _is_array(value):
-        value += delta
-    else:
+    if isinstance(value, numbers.Number):
         container[key] = value + delta
+    else:
+        value += delta
 
 
 def _scale(container: Params, key: Any, factor: float) -> None:
-    """``container[key] *= factor``, in place for a writable array, else by rebinding the entry."""
+    """``container[key] *= factor``, in place for an array, by rebinding the entry for a number."""
     value = container[key]
-    if _is_array(value):
-        value *= factor
-    else:
+    if isinstance(value, numbers.Number):
         container[key] = value * factor
+    else:
+        value *= factor
 
 
 def _sqrt(value: Any) -> Any:

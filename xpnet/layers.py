@@ -35,10 +35,10 @@ class _Slot:
         self.store, self.index = store, index
 
     def __get__(self, layer: Any, owner: type | None = None) -> Any:
-        return self if layer is None else getattr(layer, self.store)[self.index]
+        return self if layer is None else layer.__dict__[self.store][self.index]
 
     def __set__(self, layer: Any, value: Any) -> None:
-        getattr(layer, self.store)[self.index] = value
+        layer.__dict__[self.store][self.index] = value
 
 
 def _zero_grads(params: list[Array]) -> list[Array]:
@@ -110,21 +110,24 @@ class Affine:
         self.original_x_shape = None
 
     def forward(self, x: Array) -> Array:
-        xp = array_namespace(x, self.W)
-        D = self.W.shape[0]
+        W, b = self.params
+        xp = array_namespace(x, W)
+        D = W.shape[0]
         if x.ndim < 1 or math.prod(x.shape[1:]) != D:
             raise ValueError(f"x: expected (N, ...) with {D} features per sample, got {tuple(x.shape)}")
         self.original_x_shape = tuple(x.shape)
         self.x = xp.reshape(x, (x.shape[0], D))
-        return xp.matmul(self.x, self.W) + self.b
+        return xp.matmul(self.x, W) + b
 
     def backward(self, dout: Array) -> Array:
-        xp = array_namespace(dout, self.W)
-        _write(self.dW, xp.matmul(self.x.T, dout))
-        _write(self.db, xp.sum(dout, axis=0))
+        W = self.params[0]
+        dW, db = self.grads
+        xp = array_namespace(dout, W)
+        _write(dW, xp.matmul(self.x.T, dout))
+        _write(db, xp.sum(dout, axis=0))
         if not self.input_grad:
             return None
-        return xp.reshape(xp.matmul(dout, self.W.T), self.original_x_shape)
+        return xp.reshape(xp.matmul(dout, W.T), self.original_x_shape)
 
 
 class MatMul:

@@ -77,7 +77,6 @@ def test_setting_the_first_book_name_rebinds_the_list_entry(device):
 
 
 def test_sigmoid_with_loss_values_and_gradient(device):
-    xp = device.xp
     x_host = np.array([2.0, -1.0, 0.5, -30.0, 40.0])
     t_host = np.array([1, 0, 0, 0, 1])
     y = 1.0 / (1.0 + np.exp(-x_host))

@@ -18,6 +18,7 @@ from array_api_compat import array_namespace, is_array_api_obj, is_writeable_arr
 
 from .. import io
 from ..backend import Device, DeviceLike, Generator, device_of, get_device, resolve_dtype, to_numpy
+from ..checks import positive_int
 from ..gradient import numerical_gradient as _numerical_gradient
 from ..layers import Affine, BatchNormalization, Convolution, Dropout, SoftmaxWithLoss
 
@@ -42,13 +43,6 @@ def init_scale(weight_init_std: InitStd, fan_in: int) -> float:
         raise ValueError(f"weight_init_std: expected a finite number >= 0 or one of {sorted(_INIT_GAINS)}, "
                          f"got {weight_init_std!r}")
     return float(weight_init_std)
-
-
-def positive_int(name: str, value: Any) -> int:
-    """``value`` as an int, or ``ValueError`` naming the argument unless it is an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    return int(value)
 
 
 def conv_params(name: str, given: Mapping[str, int] | None, defaults: Mapping[str, int]) -> dict[str, int]:

@@ -6,9 +6,10 @@ import math
 from typing import Any, Mapping, Sequence
 
 from ..backend import DeviceLike
+from ..checks import positive_int
 from ..layers import Dropout, Pooling, Relu
 from ..util import conv_output_size
-from ._base import Net, conv_params, positive_int
+from ._base import Net, conv_params
 
 Array = Any
 

@@ -6,8 +6,9 @@ from collections import OrderedDict
 from typing import Any
 
 from ..backend import DeviceLike
+from ..checks import positive_int
 from ..layers import Relu
-from ._base import InitStd, Net, init_scale, positive_int
+from ._base import InitStd, Net, init_scale
 
 
 class TwoLayerNet(Net):

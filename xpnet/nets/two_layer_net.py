@@ -8,7 +8,8 @@ from typing import Any
 from ..backend import DeviceLike
 from ..checks import positive_int
 from ..layers import Relu
-from ._base import InitStd, Net, init_scale
+from ._args import InitStd, init_scale
+from ._base import Net
 
 
 class TwoLayerNet(Net):

@@ -51,7 +51,7 @@ def test_ch06_batch_norm_gradient_check_on_a_float32_net(device):
     # Batch Normalization of ONE sample outputs beta, so beta2 sits on ReLU's kink at 0 (in
     # float64 too, as in the book); the book reports b3 1.8e-7, float32 differences gave 9.5e-4.
     diffs = book_check(device, lambda **kw: MultiLayerNetExtend(
-        input_size=10, hidden_size_list=[6, 6], output_size=10, use_batchnorm=True, seed=0, **kw), 1, 10)
+        input_size=6, hidden_size_list=[4, 4], output_size=10, use_batchnorm=True, seed=0, **kw), 1, 6)
     assert len(diffs) == 10 and diffs["b3"] < 1e-7
 
 

@@ -142,3 +142,8 @@ def _work(layer: Any, x: Array, y: Array) -> int:
     if hasattr(layer, "pool_h") and y.ndim == 4:
         return max(out, layer.pool_h * layer.pool_w * math.prod(y.shape[1:]))
     return max(out, math.prod(x.shape[1:]))
+
+
+def _shape(sample_shape: tuple[int, ...]) -> str:
+    """``(N, 30, 24, 24)``: a batch of samples of ``sample_shape``."""
+    return "(" + ", ".join(["N", *map(str, sample_shape)]) + ")"

@@ -41,6 +41,12 @@ class Net:
     :class:`Generator` for initial weights and Dropout masks; checkpoint
     ``rng.state``), ``weight_decay_lambda``.  ``device`` and ``dtype`` are read
     from the parameters, so they stay true after ``backend.to_device(net, ...)``.
+
+    ``predict``/``loss``/``accuracy`` take arrays from any backend and device and
+    answer in the input's (outputs follow inputs).  Labels: every direct
+    ``loss``/``accuracy``/``gradient`` call checks their values
+    (:func:`xpnet.functions.check_labels`, one read-back); a loop that checked once
+    passes ``check_labels=False`` and then nothing is read back per step.
     """
 
     weight_decay_lambda: float = 0.0

@@ -318,6 +318,10 @@ class Generator:
     POOL_SIZE = 1 << 20
 
     def __init__(self, seed: int | None = None) -> None:
+        """``seed=None`` draws the seed from NumPy's global generator (``np.random``), so a
+        book script's ``np.random.seed(0)`` makes every unseeded xpnet stream repeat too."""
+        if seed is None:
+            seed = int(np.random.randint(0, 2**63 - 1, dtype=np.int64))
         self._rng = np.random.default_rng(seed)
         self._pool = None
         self._pool_state = None

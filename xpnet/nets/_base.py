@@ -12,58 +12,25 @@ from __future__ import annotations
 import math
 import os
 from collections import OrderedDict
-from typing import Any, Iterable, Mapping, Union
+from typing import Any, Iterable, Sequence
 
 from array_api_compat import array_namespace, is_array_api_obj, is_writeable_array
 
-from .. import io
-from ..backend import Device, DeviceLike, Generator, device_of, get_device, resolve_dtype, to_numpy
-from ..gradient import numerical_gradient as _numerical_gradient
+from .. import functions, io
+from ..backend import Device, DeviceLike, Generator, device_of, get_device, to_numpy
+from ..checks import positive_int
+from ..gradient import numerical_gradients
 from ..layers import Affine, BatchNormalization, Convolution, Dropout, SoftmaxWithLoss
+from ..summary import Summary, summary
+from ._args import floating_dtype
 
 Array = Any
-InitStd = Union[float, str]
 
-_INIT_GAINS = {"relu": 2.0, "he": 2.0, "sigmoid": 1.0, "xavier": 1.0}
 _MODAL_LAYERS = (Dropout, BatchNormalization)
 
-
-def init_scale(weight_init_std: InitStd, fan_in: int) -> float:
-    """Standard deviation of a weight's initial values: a number as given, or by name
-    ``'relu'``/``'he'`` (``sqrt(2 / fan_in)``) or ``'sigmoid'``/``'xavier'`` (``sqrt(1 / fan_in)``)."""
-    if isinstance(weight_init_std, str):
-        name = weight_init_std.lower()
-        if name not in _INIT_GAINS:
-            raise ValueError(f"weight_init_std: expected a number or one of {sorted(_INIT_GAINS)}, "
-                             f"got {weight_init_std!r}")
-        return math.sqrt(_INIT_GAINS[name] / fan_in)
-    if isinstance(weight_init_std, bool) or not isinstance(weight_init_std, (int, float)) \
-            or not math.isfinite(weight_init_std) or weight_init_std < 0:
-        raise ValueError(f"weight_init_std: expected a finite number >= 0 or one of {sorted(_INIT_GAINS)}, "
-                         f"got {weight_init_std!r}")
-    return float(weight_init_std)
-
-
-def positive_int(name: str, value: Any) -> int:
-    """``value`` as an int, or ``ValueError`` naming the argument unless it is an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    return int(value)
-
-
-def conv_params(name: str, given: Mapping[str, int] | None, defaults: Mapping[str, int]) -> dict[str, int]:
-    """``defaults`` updated by ``given`` (the book's ``{'filter_num', 'filter_size', 'pad',
-    'stride'}`` dict), each checked; ``ValueError`` naming ``name`` on unknown keys or bad values."""
-    params = dict(defaults)
-    if given is not None:
-        unknown = sorted(set(given) - set(defaults))
-        if unknown:
-            raise ValueError(f"{name}: unknown keys {unknown}; expected some of {sorted(defaults)}")
-        params.update(given)
-    for key, value in params.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "pad" else 1):
-            raise ValueError(f"{name}[{key!r}]: expected an int >= {0 if key == 'pad' else 1}, got {value!r}")
-    return params
+EVAL_MEMORY_BUDGET = 64 * 2**20
+"""Bytes of a net's largest per-sample array (see :meth:`Net._chunk_size`) one inference pass
+may hold: bounds ``predict``/``accuracy`` memory whatever ``batch_size`` is asked for."""
 
 
 class Net:
@@ -74,6 +41,12 @@ class Net:
     :class:`Generator` for initial weights and Dropout masks; checkpoint
     ``rng.state``), ``weight_decay_lambda``.  ``device`` and ``dtype`` are read
     from the parameters, so they stay true after ``backend.to_device(net, ...)``.
+
+    ``predict``/``loss``/``accuracy`` take arrays from any backend and device and
+    answer in the input's (outputs follow inputs).  Labels: every direct
+    ``loss``/``accuracy``/``gradient`` call checks their values
+    (:func:`xpnet.functions.check_labels`, one read-back); a loop that checked once
+    passes ``check_labels=False`` and then nothing is read back per step.
     """
 
     weight_decay_lambda: float = 0.0
@@ -83,7 +56,7 @@ class Net:
         # Where and in which dtype the subclass creates its parameters; once built,
         # the ``device`` and ``dtype`` properties (read from the params) are the truth.
         self._build_device = get_device(device)
-        self._build_dtype = resolve_dtype(self._build_device.xp, dtype)
+        self._build_dtype = floating_dtype(self._build_device.xp, dtype)
         self.input_shape = tuple(int(n) for n in input_shape)
         self._flat_input = flat_input
         self.rng = Generator(seed)
@@ -94,6 +67,7 @@ class Net:
         self._slots: dict[str, tuple[Any, str]] = {}
         # saved non-parameter state (BatchNorm running statistics): key -> (layer, attribute)
         self._buffers: dict[str, tuple[Any, str]] = {}
+        self._work: int | None = None  # per-sample elements of the largest array (see _chunk_size)
 
     # ----------------------------------------------------------------- building
     def _normal(self, shape: tuple[int, ...], scale: float) -> Array:
@@ -147,9 +121,24 @@ class Net:
     def _sequence(self) -> Iterable[Any]:
         return self.layers.values() if isinstance(self.layers, dict) else self.layers
 
+    @property
+    def num_classes(self) -> int:
+        """Number of classes: the width of the last Affine layer's output."""
+        last = [layer for layer in self._sequence() if isinstance(layer, Affine)][-1]
+        return int(last.W.shape[1])
+
+    def summary(self, input_shape: Sequence[int] | None = None) -> Summary:
+        """The table of layers, output shapes and parameter counts (``print`` it); samples of
+        ``input_shape`` (default: the net's own).  ``print(net)`` prints the same table."""
+        return summary(self, input_shape)
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
     # ------------------------------------------------------------------- checks
-    def _check_x(self, x: Any, device: Device) -> None:
-        _check_on_device("x", x, device)
+    def _check_x(self, x: Any) -> None:
+        if not is_array_api_obj(x):
+            raise TypeError(f"x: expected an array, got {type(x).__name__}")
         features = tuple(x.shape[1:])
         fits = (x.ndim >= 2 and math.prod(features) == self.input_shape[0]) if self._flat_input \
             else features == self.input_shape
@@ -158,15 +147,28 @@ class Net:
                 if self._flat_input else f"(N, {', '.join(map(str, self.input_shape))})"
             raise ValueError(f"x: expected shape {expected}, got {tuple(x.shape)}")
 
-    def _check_t(self, x: Array, t: Any, device: Device) -> None:
-        _check_on_device("t", t, device)
-        if t.ndim not in (1, 2) or t.shape[0] != x.shape[0]:
-            raise ValueError(f"t: expected {x.shape[0]} labels (one per sample of x) as indices (N,) or "
-                             f"one-hot (N, C), got shape {tuple(t.shape)}")
+    def _check_t(self, x: Array, t: Any, values: bool) -> None:
+        """Shape (and dtype) of ``t`` always; its values (one sync) when ``values``."""
+        if not is_array_api_obj(t):
+            raise TypeError(f"t: expected an array, got {type(t).__name__}")
+        n, classes = x.shape[0], self.num_classes
+        if not (t.ndim == 1 or (t.ndim == 2 and t.shape[1] in (1, classes))) or t.shape[0] != n:
+            raise ValueError(f"t: expected {n} labels (one per sample of x) as indices ({n},) or ({n}, 1), "
+                             f"or one-hot ({n}, {classes}), got shape {tuple(t.shape)}")
+        if values:
+            functions.check_labels(t, classes)
 
     def _as_input(self, x: Array) -> Array:
         dtype = self.dtype
         return x if x.dtype == dtype else array_namespace(x).astype(x, dtype)
+
+    def _chunk_size(self) -> int:
+        """Samples per inference pass: :data:`EVAL_MEMORY_BUDGET` bytes of the largest
+        per-sample array (from :func:`xpnet.summary.summary`'s trace; at least 1)."""
+        if self._work is None:
+            self._work = max(row.work for row in summary(self).rows)
+        itemsize = self.device.xp.finfo(self.dtype).bits // 8
+        return max(1, EVAL_MEMORY_BUDGET // (self._work * itemsize))
 
     # -------------------------------------------------------------- computation
     def _forward(self, x: Array, train_flg: bool) -> Array:
@@ -178,23 +180,43 @@ class Net:
     def predict(self, x: Array, train_flg: bool = False) -> Array:
         """Scores before softmax, ``(N, output_size)``, in the net's dtype.
 
-        ``x``: ``(N, *input_shape)`` on the net's device (cast to the net's dtype
-        if needed).  ``train_flg`` switches Dropout/BatchNorm to training mode.
+        ``x``: ``(N, *input_shape)``, an array of any backend on any device: it is
+        moved to the net's device (and cast to its dtype), and the scores come back
+        in ``x``'s namespace and on its device.  In inference mode a large ``x`` is
+        evaluated in chunks (:meth:`_chunk_size`), so memory stays bounded.
+        ``train_flg`` switches Dropout/BatchNorm to training mode (one pass: batch statistics).
         """
+        self._check_x(x)
         device = self.device
-        self._check_x(x, device)
+        n = x.shape[0]
+        step = n if train_flg else self._chunk_size()
+        if n <= step:
+            with device.activate():
+                return _follow(self._forward(device.asarray(x), train_flg), x)
+        parts = []
         with device.activate():
-            return self._forward(x, train_flg)
+            for start in range(0, n, step):
+                parts.append(_follow(self._forward(device.asarray(x[start:min(start + step, n), ...]), False), x))
+        return array_namespace(x).concat(parts, axis=0)
 
-    def loss(self, x: Array, t: Array, train_flg: bool = False) -> Array:
+    def loss(self, x: Array, t: Array, train_flg: bool = False, *, check_labels: bool = True) -> Array:
         """Mean cross-entropy of ``softmax(predict(x))`` against ``t`` (indices ``(N,)`` or
-        one-hot ``(N, C)``), plus ``0.5 * weight_decay_lambda * sum(W**2)`` over the
-        weights; a 0-d array on the net's device (``float()`` it to read it)."""
+        ``(N, 1)``, or one-hot ``(N, C)``), plus ``0.5 * weight_decay_lambda * sum(W**2)``
+        over the weights: a 0-d array in ``x``'s namespace, on its device.
+
+        ``x`` and ``t`` may live anywhere (they are moved to the net's device).
+        ``check_labels``: check the values of ``t`` (:func:`xpnet.functions.check_labels`,
+        one sync); a training loop that checked its labels once passes ``False``.
+        """
+        self._check_x(x)
+        self._check_t(x, t, check_labels)
+        return _follow(self._loss(x, t, train_flg), x)
+
+    def _loss(self, x: Array, t: Array, train_flg: bool) -> Array:
+        """:meth:`loss` on the net's device, unchecked."""
         device = self.device
-        self._check_x(x, device)
-        self._check_t(x, t, device)
         with device.activate():
-            loss = self.last_layer.forward(self._forward(x, train_flg), t)
+            loss = self.last_layer.forward(self._forward(device.asarray(x), train_flg), device.asarray(t))
             if self.weight_decay_lambda:
                 xp = array_namespace(loss)
                 decay = sum(xp.sum(W * W) for W in self._decayed_weights())
@@ -204,42 +226,46 @@ class Net:
     def _decayed_weights(self) -> list[Array]:
         return [value for key, value in self.params.items() if key.startswith("W")]
 
-    def accuracy(self, x: Array, t: Array, batch_size: int = 100) -> float:
+    def accuracy(self, x: Array, t: Array, batch_size: int = 100, *, check_labels: bool = True) -> float:
         """Fraction of samples whose highest score is the label, as a Python float.
 
-        Evaluates ``batch_size`` samples at a time in inference mode, so memory
-        stays bounded for any number of samples; ``t``: indices or one-hot.
+        Evaluates ``batch_size`` samples at a time (fewer where the memory budget of
+        :meth:`_chunk_size` says so) in inference mode, each moved to the net's
+        device, so ``x``/``t`` may live anywhere and memory stays bounded for any
+        ``batch_size``.  ``t``: indices or one-hot; ``check_labels`` as in :meth:`loss`.
         """
         positive_int("batch_size", batch_size)
-        device = self.device
-        self._check_x(x, device)
-        self._check_t(x, t, device)
+        self._check_x(x)
+        self._check_t(x, t, check_labels)
         n = x.shape[0]
         if n == 0:
             raise ValueError("x: expected at least one sample, got 0")
-        xp = device.xp
+        device, classes = self.device, self.num_classes
+        xp, step = device.xp, min(batch_size, self._chunk_size())
         correct = None
         with device.activate():
-            for start in range(0, n, batch_size):
-                stop = min(start + batch_size, n)
-                y = xp.argmax(self._forward(x[start:stop, ...], False), axis=1)
-                labels = t[start:stop, ...]
-                if labels.ndim != 1:
-                    labels = xp.argmax(labels, axis=1)
+            for start in range(0, n, step):
+                y = xp.argmax(self._forward(device.asarray(x[start:min(start + step, n), ...]), False), axis=1)
+                labels = device.asarray(t[start:min(start + step, n), ...])
+                if labels.ndim == 2:
+                    labels = xp.argmax(labels, axis=1) if labels.shape[1] == classes else labels[:, 0]
                 if labels.dtype != y.dtype:
                     labels = xp.astype(labels, y.dtype)
                 hits = xp.count_nonzero(y == labels)
                 correct = hits if correct is None else correct + hits
         return int(correct) / n
 
-    def gradient(self, x: Array, t: Array) -> dict[str, Array]:
-        """Gradients of :meth:`loss` (training mode) by backpropagation, keyed like ``params``.
+    def gradient(self, x: Array, t: Array, *, check_labels: bool = True) -> dict[str, Array]:
+        """Gradients of :meth:`loss` (training mode) by backpropagation, keyed like ``params``,
+        on the net's device (``x``/``t`` may live anywhere; ``check_labels`` as in :meth:`loss`).
 
         Weights' gradients include the weight-decay term ``weight_decay_lambda * W``.
-        The loss this forward pass computed is kept as ``last_loss`` (the Trainer logs it,
-        so a training step needs no second forward pass).
+        The loss this forward pass computed is kept as ``last_loss`` (on the net's device:
+        the Trainer logs it, so a training step needs no second forward pass).
         """
-        self.last_loss = self.loss(x, t, train_flg=True)
+        self._check_x(x)
+        self._check_t(x, t, check_labels)
+        self.last_loss = self._loss(x, t, True)
         with self.device.activate():
             dout = self.last_layer.backward(1.0)
             for layer in reversed(list(self._sequence())):
@@ -251,20 +277,48 @@ class Net:
                         grads[key] = grads[key] + self.weight_decay_lambda * value
         return grads
 
-    def numerical_gradient(self, x: Array, t: Array) -> dict[str, Array]:
+    def numerical_gradient(self, x: Array, t: Array, *, progress: bool | None = None) -> dict[str, Array]:
         """Gradients of :meth:`loss` (training mode) by central differences, keyed like ``params``.
 
-        Slow (two forward passes per parameter entry): for checking :meth:`gradient`.
+        Evaluated in float64 whatever the net's dtype, so a float32 net's check reads as
+        the book's (errors ~1e-7 and below): the layers compute, for the duration, with
+        float64 copies of the parameters, and every layer is put back as it was (its
+        parameters untouched, BatchNorm statistics included).  The result has the net's
+        dtype.  Slow (two forward passes per parameter entry): a tqdm bar shows when it
+        will take over 5 s (``progress``: see :func:`xpnet.gradient.numerical_gradients`).
         ``rng.state`` is restored before every pass, so Dropout draws the same masks
         each time (and the same as a :meth:`gradient` call made from that state).
         """
-        state = self.rng.state
+        self._check_x(x)
+        self._check_t(x, t, True)
+        device, dtype, state = self.device, self.dtype, self.rng.state
+        xp = device.xp
+        layers = [*self._sequence(), self.last_layer]
+        saved = [(layer, dict(vars(layer))) for layer in layers]
+        saved_params = dict(self.params)
+        try:
+            with device.activate():
+                for key, (layer, attr) in {**self._slots, **self._buffers}.items():
+                    wide = xp.astype(getattr(layer, attr), xp.float64, copy=True)
+                    setattr(layer, attr, wide)
+                    if key in self.params:
+                        self.params[key] = wide
+                x64, t_here = device.asarray(x, dtype="float64"), device.asarray(t)
 
-        def loss_at(_: Array) -> Array:
-            self.rng.state = state
-            return self.loss(x, t, train_flg=True)
+            def loss_at(_: Array) -> Array:
+                self.rng.state = state
+                return self._loss(x64, t_here, True)
 
-        return {key: _numerical_gradient(loss_at, value) for key, value in self.params.items()}
+            keys = list(self.params)
+            grads = numerical_gradients(loss_at, [self.params[key] for key in keys], progress=progress)
+        finally:
+            for layer, attributes in saved:
+                vars(layer).clear()
+                vars(layer).update(attributes)
+            self.params.clear()
+            self.params.update(saved_params)
+        with device.activate():
+            return {key: xp.astype(grad, dtype) for key, grad in zip(keys, grads)}
 
     # -------------------------------------------------------------------- files
     def save_params(self, file_name: str | os.PathLike = "params.npz") -> None:
@@ -314,11 +368,6 @@ class Net:
                     self.params[key] = value
 
 
-def _check_on_device(name: str, a: Any, device: Device) -> None:
-    """``a`` must be an array on ``device`` (the net's); the error says how to move it."""
-    if not is_array_api_obj(a):
-        raise TypeError(f"{name}: expected an array, got {type(a).__name__}")
-    where = device_of(a)
-    if where != device:
-        raise ValueError(f"{name}: is on {where!r} but the net's parameters are on {device!r}; move it first "
-                         f"with xpnet.backend.to_device({name}, net.device) or net.device.asarray({name})")
+def _follow(result: Array, like: Array) -> Array:
+    """``result`` in the namespace of ``like`` and on its device (outputs follow inputs)."""
+    return device_of(like).asarray(result)

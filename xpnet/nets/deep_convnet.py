@@ -6,9 +6,11 @@ import math
 from typing import Any, Mapping, Sequence
 
 from ..backend import DeviceLike
+from ..checks import positive_int
 from ..layers import Dropout, Pooling, Relu
 from ..util import conv_output_size
-from ._base import Net, conv_params, positive_int
+from ._args import conv_params
+from ._base import Net
 
 Array = Any
 
@@ -72,6 +74,6 @@ class DeepConvNet(Net):
         self.layers.append(self._affine(8, hidden_size, output_size, math.sqrt(2.0 / hidden_size)))
         self.layers.append(Dropout(0.5, rng=self.rng))
 
-    def loss(self, x: Array, t: Array, train_flg: bool = True) -> Array:
+    def loss(self, x: Array, t: Array, train_flg: bool = True, *, check_labels: bool = True) -> Array:
         """As :meth:`Net.loss`, in training mode (Dropout on) unless ``train_flg=False``."""
-        return super().loss(x, t, train_flg)
+        return super().loss(x, t, train_flg, check_labels=check_labels)

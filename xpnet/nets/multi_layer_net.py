@@ -7,8 +7,10 @@ from collections import OrderedDict
 from typing import Any, Sequence
 
 from ..backend import DeviceLike
+from ..checks import positive_int
 from ..layers import Relu, Sigmoid
-from ._base import InitStd, Net, init_scale, positive_int
+from ._args import InitStd, init_scale
+from ._base import Net
 
 _ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
 

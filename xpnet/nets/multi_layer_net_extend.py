@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from ..backend import DeviceLike
 from ..layers import Dropout
-from ._base import InitStd
+from ._args import InitStd
 from .multi_layer_net import MultiLayerNet
 
 

@@ -6,9 +6,11 @@ from collections import OrderedDict
 from typing import Any, Mapping, Sequence
 
 from ..backend import DeviceLike
+from ..checks import positive_int
 from ..layers import Pooling, Relu
 from ..util import conv_output_size
-from ._base import InitStd, Net, conv_params, init_scale, positive_int
+from ._args import InitStd, conv_params, init_scale
+from ._base import Net
 
 _CONV_DEFAULTS = {"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1}
 

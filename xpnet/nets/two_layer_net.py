@@ -6,8 +6,10 @@ from collections import OrderedDict
 from typing import Any
 
 from ..backend import DeviceLike
+from ..checks import positive_int
 from ..layers import Relu
-from ._base import InitStd, Net, init_scale, positive_int
+from ._args import InitStd, init_scale
+from ._base import Net
 
 
 class TwoLayerNet(Net):

@@ -530,13 +530,13 @@ GUARDS = {
     "t_test longer": (lambda d: _replace(d, t_test=np.concatenate([d[3], d[3][:1]])), {}, ValueError,
                       r"t_test: expected 60 labels \(one per row of x_test\)"),
     "label too big": (lambda d: _replace(d, t_train=np.where(d[1] == 2, 3, d[1])), {}, ValueError,
-                      r"t_train: labels must lie in 0\.\.2 .*got values in 0\.\.3"),
+                      r"t_train: expected class indices in 0\.\.2, got 3"),
     "negative label": (lambda d: _replace(d, t_test=np.where(d[3] == 0, -1, d[3])), {}, ValueError,
-                       r"t_test: labels must lie in 0\.\.2"),
+                       r"t_test: expected class indices in 0\.\.2"),
     "one-hot width": (lambda d: _replace(d, t_train=np.eye(4, dtype=np.float32)[d[1]]), {}, ValueError,
-                      r"t_train: one-hot labels need 3 columns"),
-    "float indices": (lambda d: _replace(d, t_train=d[1].astype(np.float32)), {}, ValueError,
-                      r"t_train: expected integer class indices"),
+                      r"t_train: expected class indices \(N,\) or \(N, 1\), or one-hot \(N, 3\), got shape \(150, 4\)"),
+    "fractional indices": (lambda d: _replace(d, t_train=d[1] + np.float32(0.5)), {}, ValueError,
+                           r"t_train: expected class indices in 0\.\.2, got \d\.5"),
     "input features": (lambda d: _replace(d, x_train=d[0][:, :-1], x_test=d[2][:, :-1]), {}, ValueError,
                        r"x_train: samples of shape \(19,\) do not fit the network \(it expects 20 features"),
     "x_test shape": (lambda d: _replace(d, x_test=d[2][:, :-1]), {}, ValueError,
@@ -632,7 +632,7 @@ def test_evaluate_takes_host_arrays_after_training_on_device(device, data):
     trainer.train()
     accuracy = trainer.evaluate(x_test, t_test)  # NumPy on the host, net on `device`
     assert type(accuracy) is float and accuracy == pytest.approx(trainer.test_acc_list[-1], abs=1e-12)
-    with pytest.raises(ValueError, match=r"t: labels must lie in 0\.\.2"):
+    with pytest.raises(ValueError, match=r"t: expected class indices in 0\.\.2"):
         trainer.evaluate(x_test, t_test + 3)
     with pytest.raises(ValueError, match=r"x: row 2 holds NaN"):
         trainer.evaluate(np.where(np.arange(60)[:, None] == 2, np.nan, x_test), t_test)

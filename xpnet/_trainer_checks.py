@@ -8,6 +8,7 @@ such check would wait on the device).
 
 from __future__ import annotations
 
+import inspect
 import os
 import types
 from typing import Any, Mapping
@@ -16,6 +17,7 @@ from array_api_compat import array_namespace, is_array_api_obj
 
 from .backend import Device
 from .checkpoint import buffers
+from .functions import check_labels
 from .optimizer import get_optimizer
 
 Array = Any
@@ -124,20 +126,16 @@ def _first_nonfinite_row(x: Array) -> int | None:
 
 
 def _checked_labels(name: str, t: Array, num_classes: int, device: Device, dtype: Any) -> Array:
+    """``t`` checked once by :func:`xpnet.functions.check_labels` (the error names ``name``);
+    one-hot rows come back in ``dtype``, index labels ``(N, 1)`` as ``(N,)``."""
+    try:
+        check_labels(t, num_classes)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {str(exc).removeprefix('t: ')} (the network has {num_classes} outputs)") from None
     xp = device.xp
-    if t.ndim == 2:
-        if t.shape[1] != num_classes:
-            raise ValueError(f"{name}: one-hot labels need {num_classes} columns (the network's output size), "
-                             f"got {t.shape[1]}")
+    if t.ndim == 2 and t.shape[1] == num_classes and num_classes > 1:
         return device.asarray(t, dtype=dtype)
-    if t.ndim != 1 or not xp.isdtype(t.dtype, "integral"):
-        raise ValueError(f"{name}: expected integer class indices of shape (N,) or one-hot of shape "
-                         f"(N, {num_classes}), got shape {tuple(t.shape)} of {t.dtype}")
-    low, high = int(xp.min(t)), int(xp.max(t))
-    if low < 0 or high >= num_classes:
-        raise ValueError(f"{name}: labels must lie in 0..{num_classes - 1} (the network has {num_classes} "
-                         f"outputs), got values in {low}..{high}")
-    return t
+    return xp.reshape(t, (-1,))
 
 
 def check_resume(resume: Any, checkpoint: str | None) -> str | None:
@@ -186,3 +184,11 @@ def check_network(network: Any) -> None:
     params = getattr(network, "params", None)
     if not isinstance(params, dict) or not params:
         raise TypeError("network: expected a non-empty dict network.params of parameter arrays")
+
+
+def parameters_of(function: Any) -> Mapping[str, Any]:
+    """The parameters of ``function``'s signature (none when it has no signature)."""
+    try:
+        return inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return {}

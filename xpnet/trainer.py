@@ -36,7 +36,6 @@ What differs from the book:
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import time
@@ -46,9 +45,11 @@ from typing import Any, Callable, Mapping, Union
 from tqdm.auto import tqdm
 
 from . import checkpoint as _checkpoint
+from ._interrupt import at_step_boundary
 from ._divergence import DivergenceWarning, divergence_reason, divergence_warning, nonfinite_message
 from ._trainer_checks import (DEFAULT_OPTIMIZER_PARAM as _DEFAULT_OPTIMIZER_PARAM, check_batches, check_data,
-                              check_network, check_pair, check_progress, check_resume, make_optimizer)
+                              check_network, check_pair, check_progress, check_resume, make_optimizer,
+                              parameters_of as _parameters)
 from .backend import DeviceLike, Generator, device_of, get_device, to_device, to_numpy
 from .checks import one_of, positive_int, writable_file
 from .optimizer import Optimizer
@@ -144,8 +145,11 @@ class Trainer:
         self.iter_per_epoch = math.ceil(self.train_size / self.batch_size)
         self.max_iter = self.epochs * self.iter_per_epoch
         self.last_checkpoint: tuple[str, int] | None = None  # (path, epoch) last written or resumed from
+        # labels were checked once above, so nets that offer it skip the per-step check (no host read)
         self.final_test_acc: float | None = None
         self._accuracy_takes_batch_size = "batch_size" in _parameters(network.accuracy)
+        self._unchecked, self._unchecked_acc = ({"check_labels": False} if "check_labels" in _parameters(f) else {}
+                                                for f in (network.gradient, network.accuracy))
         self._restore(0, 0, {key: [] for key in _HISTORY}, None, None)
         self._bar: Any = None
         self._bar_loss: float | None = None
@@ -172,7 +176,7 @@ class Trainer:
         with self.device.activate():
             x_batch = xp.take(self.x_train, idx, axis=0)
             t_batch = xp.take(self.t_train, idx, axis=0)
-            grads = self.network.gradient(x_batch, t_batch)
+            grads = self.network.gradient(x_batch, t_batch, **self._unchecked)
             loss = getattr(self.network, "last_loss", None)
             self.optimizer.update(self.network.params, grads)
             if loss is None:
@@ -197,8 +201,11 @@ class Trainer:
         one-line message saying what was saved and how to resume.
         """
         try:
-            while self.current_epoch < self.epochs:
-                self.train_step()
+            with at_step_boundary() as stop:
+                while self.current_epoch < self.epochs and not stop.requested:
+                    self.train_step()
+                if stop.requested:
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             self._close_bar()
             raise KeyboardInterrupt(self._interrupted()) from None
@@ -388,12 +395,5 @@ class Trainer:
             x, t = x[:limit, ...], t[:limit, ...]
         with self.device.activate():
             if self._accuracy_takes_batch_size:
-                return float(self.network.accuracy(x, t, batch_size=self.eval_batch_size))
+                return float(self.network.accuracy(x, t, batch_size=self.eval_batch_size, **self._unchecked_acc))
             return float(self.network.accuracy(x, t))
-
-
-def _parameters(function: Any) -> Mapping[str, Any]:
-    try:
-        return inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return {}

@@ -34,9 +34,9 @@ def reference(name, w, grads, hp):
             v = hp["momentum"] * v - lr * g
             w = w + v
         elif name == "nesterov":
-            mu = hp["momentum"]
-            v = mu * v - lr * g
+            mu = hp["momentum"]  # the weights move with the old velocity first
             w = w + mu * mu * v - (1.0 + mu) * lr * g
+            v = mu * v - lr * g
         elif name == "adagrad":
             h = h + g ** 2
             w = w - lr * g / (np.sqrt(h) + 1e-7)

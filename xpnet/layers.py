@@ -4,6 +4,12 @@ book's ``MatMul`` and ``Softmax``), written once for every Array API backend.
 Each layer takes its namespace from the arrays it is given, keeps what backward
 needs, and never mutates the ``dout`` it receives.  Parameter attributes
 (``W``, ``b``, ``gamma``, ...) are the very arrays of the net's ``params`` dict.
+
+Both books' attribute styles name the same arrays: the first book's ``W``, ``b``,
+``dW``, ``db`` are the second book's ``params[0]``, ``params[1]``, ``grads[0]``,
+``grads[1]``.  Backward writes ``grads`` in place, so a second-book model that
+collected ``layer.grads`` once sees every step; parameterless layers have
+``params = grads = []``.
 """
 
 from __future__ import annotations
@@ -15,16 +21,45 @@ from array_api_compat import array_namespace
 from array_api_compat import device as array_device
 
 from .backend import Generator, device_of
+from .checks import real
 from .functions import as_one_hot, log_softmax, sigmoid, softmax
 from .util import add_windows, conv_output_size, fold, unfold, window_views
 
 Array = Any
 
 
+class _Slot:
+    """``layer.W`` as another name of ``layer.params[0]`` (``dW``: ``grads[0]``), read and set."""
+
+    def __init__(self, store: str, index: int) -> None:
+        self.store, self.index = store, index
+
+    def __get__(self, layer: Any, owner: type | None = None) -> Any:
+        return self if layer is None else getattr(layer, self.store)[self.index]
+
+    def __set__(self, layer: Any, value: Any) -> None:
+        getattr(layer, self.store)[self.index] = value
+
+
+def _zero_grads(params: list[Array]) -> list[Array]:
+    """A zero gradient per parameter, on the parameter's device and in its dtype."""
+    grads = []
+    for param in params:
+        with device_of(param).activate():
+            grads.append(array_namespace(param).zeros_like(param))
+    return grads
+
+
+def _write(grad: Array, value: Array) -> None:
+    """``grad[...] = value``: a gradient keeps its array object (second-book models hold it)."""
+    grad[...] = value
+
+
 class Relu:
     """``max(x, 0)``; ``mask`` marks where the input was <= 0."""
 
     def __init__(self) -> None:
+        self.params, self.grads = [], []
         self.mask = None
 
     def forward(self, x: Array) -> Array:
@@ -41,6 +76,7 @@ class Sigmoid:
     """Logistic sigmoid; backward reuses the forward output."""
 
     def __init__(self) -> None:
+        self.params, self.grads = [], []
         self.out = None
 
     def forward(self, x: Array) -> Array:
@@ -54,44 +90,53 @@ class Sigmoid:
 class Affine:
     """``x @ W + b``; ``x: (N, ...)`` is flattened to ``(N, D)``, ``W: (D, M)``, ``b: (M,)``.
 
+    ``params = [W, b]``, ``grads = [dW, db]`` (written in place by backward).
     ``input_grad = False`` (a net sets it on its first layer, whose ``dx`` nobody uses):
     backward computes ``dW`` and ``db`` only and returns ``None``.
     """
 
     input_grad = True
+    W, b = _Slot("params", 0), _Slot("params", 1)
+    dW, db = _Slot("grads", 0), _Slot("grads", 1)
 
     def __init__(self, W: Array, b: Array) -> None:
-        self.W = W
-        self.b = b
+        if W.ndim != 2:
+            raise ValueError(f"W: expected a matrix (D, M), got shape {tuple(W.shape)}")
+        if tuple(b.shape) != (W.shape[1],):
+            raise ValueError(f"b: expected shape ({W.shape[1]},) to match W {tuple(W.shape)}, got {tuple(b.shape)}")
+        self.params = [W, b]
+        self.grads = _zero_grads(self.params)
         self.x = None
         self.original_x_shape = None
-        self.dW = None
-        self.db = None
 
     def forward(self, x: Array) -> Array:
         xp = array_namespace(x, self.W)
-        if x.ndim < 1 or math.prod(x.shape[1:]) != self.W.shape[0]:
-            raise ValueError(f"x: expected (N, ...) with {self.W.shape[0]} features per sample, got {tuple(x.shape)}")
+        D = self.W.shape[0]
+        if x.ndim < 1 or math.prod(x.shape[1:]) != D:
+            raise ValueError(f"x: expected (N, ...) with {D} features per sample, got {tuple(x.shape)}")
         self.original_x_shape = tuple(x.shape)
-        self.x = xp.reshape(x, (x.shape[0], -1))
+        self.x = xp.reshape(x, (x.shape[0], D))
         return xp.matmul(self.x, self.W) + self.b
 
     def backward(self, dout: Array) -> Array:
         xp = array_namespace(dout, self.W)
-        self.dW = xp.matmul(self.x.T, dout)
-        self.db = xp.sum(dout, axis=0)
+        _write(self.dW, xp.matmul(self.x.T, dout))
+        _write(self.db, xp.sum(dout, axis=0))
         if not self.input_grad:
             return None
         return xp.reshape(xp.matmul(dout, self.W.T), self.original_x_shape)
 
 
 class MatMul:
-    """``x @ W`` in the second book's style: ``params = [W]``, ``grads = [dW]`` (updated in place)."""
+    """``x @ W`` (second book); ``params = [W]``, ``grads = [dW]`` (written in place)."""
+
+    W, dW = _Slot("params", 0), _Slot("grads", 0)
 
     def __init__(self, W: Array) -> None:
-        xp = array_namespace(W)
+        if W.ndim != 2:
+            raise ValueError(f"W: expected a matrix (D, M), got shape {tuple(W.shape)}")
         self.params = [W]
-        self.grads = [xp.zeros_like(W)]
+        self.grads = _zero_grads(self.params)
         self.x = None
 
     def forward(self, x: Array) -> Array:
@@ -103,7 +148,7 @@ class MatMul:
     def backward(self, dout: Array) -> Array:
         W, = self.params
         xp = array_namespace(dout, W)
-        self.grads[0][...] = xp.matmul(self.x.T, dout)
+        _write(self.grads[0], xp.matmul(self.x.T, dout))
         return xp.matmul(dout, W.T)
 
 
@@ -128,6 +173,7 @@ class SoftmaxWithLoss:
     """Softmax + cross-entropy; ``t``: class indices ``(N,)`` or one-hot ``(N, C)``."""
 
     def __init__(self) -> None:
+        self.params, self.grads = [], []
         self.loss = None
         self.y = None
         self.t = None
@@ -145,14 +191,13 @@ class SoftmaxWithLoss:
 
 
 class Dropout:
-    """Drops each unit with probability ``dropout_ratio`` in training; scales by
-    ``1 - dropout_ratio`` at test time (the book's convention)."""
+    """Drops each unit with probability ``dropout_ratio`` (a real number in [0, 1)) in
+    training; scales by ``1 - dropout_ratio`` at test time (the book's convention)."""
 
     def __init__(self, dropout_ratio: float = 0.5, *, rng: Generator | None = None) -> None:
-        if not 0.0 <= dropout_ratio < 1.0:
-            raise ValueError(f"dropout_ratio: expected a value in [0, 1), got {dropout_ratio}")
-        self.dropout_ratio = float(dropout_ratio)
+        self.dropout_ratio = real("dropout_ratio", dropout_ratio, low=0.0, high=1.0, high_open=True)
         self.rng = rng or Generator()
+        self.params, self.grads = [], []
         self.mask = None
 
     def forward(self, x: Array, train_flg: bool = True) -> Array:
@@ -171,16 +216,23 @@ class BatchNormalization:
     """Batch normalisation over the batch axis; ``x: (N, D)`` or ``(N, C, H, W)``
     (flattened to ``(N, C*H*W)`` as in the book, so ``gamma: (D,)``).
 
-    Training uses the batch statistics and updates ``running_mean``/``running_var``
-    as an exponential moving average with ``momentum``; inference uses them.
+    Training uses the batch statistics (at least 2 samples) and updates
+    ``running_mean``/``running_var`` as an exponential moving average with
+    ``momentum``; inference uses them.  ``params = [gamma, beta]``,
+    ``grads = [dgamma, dbeta]`` (written in place by backward).
     """
 
     eps = 1e-6
+    gamma, beta = _Slot("params", 0), _Slot("params", 1)
+    dgamma, dbeta = _Slot("grads", 0), _Slot("grads", 1)
 
     def __init__(self, gamma: Array, beta: Array, momentum: float = 0.9,
                  running_mean: Array | None = None, running_var: Array | None = None) -> None:
-        self.gamma = gamma
-        self.beta = beta
+        if gamma.ndim != 1 or tuple(beta.shape) != tuple(gamma.shape):
+            raise ValueError(f"gamma, beta: expected two vectors of one shape (D,), "
+                             f"got {tuple(gamma.shape)} and {tuple(beta.shape)}")
+        self.params = [gamma, beta]
+        self.grads = _zero_grads(self.params)
         self.momentum = float(momentum)
         self.input_shape = None
         self.running_mean = running_mean
@@ -189,15 +241,17 @@ class BatchNormalization:
         self.xc = None
         self.xn = None
         self.std = None
-        self.dgamma = None
-        self.dbeta = None
 
     def forward(self, x: Array, train_flg: bool = True) -> Array:
         xp = array_namespace(x, self.gamma)
+        D = self.gamma.shape[0]
+        if x.ndim < 1 or math.prod(x.shape[1:]) != D:
+            raise ValueError(f"x: expected {D} features per sample, got shape {tuple(x.shape)}")
+        if train_flg and x.shape[0] < 2:
+            raise ValueError(f"x: a training batch needs at least 2 samples for its statistics "
+                             f"(one sample would output beta and zero running_var), got {x.shape[0]}")
         self.input_shape = tuple(x.shape)
-        x = xp.reshape(x, (x.shape[0], -1))
-        if x.shape[1] != self.gamma.shape[0]:
-            raise ValueError(f"x: expected {self.gamma.shape[0]} features per sample, got {x.shape[1]}")
+        x = xp.reshape(x, (x.shape[0], D))
         if self.running_mean is None:
             self.running_mean = xp.zeros_like(self.gamma)
         if self.running_var is None:
@@ -218,9 +272,9 @@ class BatchNormalization:
 
     def backward(self, dout: Array) -> Array:
         xp = array_namespace(dout, self.gamma)
-        dout = xp.reshape(dout, (dout.shape[0], -1))
-        self.dbeta = xp.sum(dout, axis=0)
-        self.dgamma = xp.sum(self.xn * dout, axis=0)
+        dout = xp.reshape(dout, (dout.shape[0], self.gamma.shape[0]))
+        _write(self.dbeta, xp.sum(dout, axis=0))
+        _write(self.dgamma, xp.sum(self.xn * dout, axis=0))
         dxn = self.gamma * dout
         dxc = dxn / self.std
         dstd = -xp.sum(dxn * self.xc / (self.std * self.std), axis=0)

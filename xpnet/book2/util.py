@@ -16,7 +16,7 @@ from array_api_compat import array_namespace
 from array_api_compat import device as array_device
 
 from xpnet.backend import CPU, get_device, to_numpy
-from xpnet.book2.trainer import clip_grads
+from xpnet.book2.grads import clip_grads
 from xpnet.checks import positive_int, real
 
 __all__ = [

@@ -11,7 +11,11 @@ from _checks import assert_grad_close, assert_on
 
 from xpnet import backend
 from xpnet.backend import to_numpy
+from xpnet.book2.layers import Embedding
 from xpnet.book2.negative_sampling import EmbeddingDot, NegativeSamplingLoss, UnigramSampler
+from xpnet.book2.optimizer import Adam
+from xpnet.book2.trainer import Trainer
+from xpnet.book2.util import create_contexts_target
 
 # word 0 five times, word 1 three times, ... (ids 0..5), and id 6 never
 CORPUS = np.array([0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 3, 4, 5, 0, 2])
@@ -174,3 +178,46 @@ def test_negative_sampling_loss_value(device):
 
     expected = bce([1, 4], 1) + bce(negatives[:, 0], 0) + bce(negatives[:, 1], 0)
     assert float(layer.forward(h, target)) == pytest.approx(expected, rel=1e-6)
+
+
+class _BookCBOW:
+    """A chapter-4 style CBOW written as a learner writes it: layers in a list,
+    params/grads collected once in the constructor."""
+
+    def __init__(self, corpus, vocab_size, hidden_size, window_size):
+        rng = np.random.default_rng(0)
+        W_in = (0.01 * rng.standard_normal((vocab_size, hidden_size))).astype("f")
+        W_out = (0.01 * rng.standard_normal((vocab_size, hidden_size))).astype("f")
+        self.in_layers = [Embedding(W_in) for _ in range(2 * window_size)]
+        self.ns_loss = NegativeSamplingLoss(W_out, corpus, power=0.75, sample_size=3, seed=0)
+        self.params, self.grads = [], []
+        for layer in self.in_layers + [self.ns_loss]:
+            self.params += layer.params
+            self.grads += layer.grads
+
+    def forward(self, contexts, target):
+        h = 0
+        for i, layer in enumerate(self.in_layers):
+            h = h + layer.forward(contexts[:, i])
+        return self.ns_loss.forward(h * (1 / len(self.in_layers)), target)
+
+    def backward(self, dout=1):
+        dout = self.ns_loss.backward(dout) * (1 / len(self.in_layers))
+        for layer in self.in_layers:
+            layer.backward(dout)
+
+
+def test_book_style_cbow_trains_on_the_device(device, capsys):
+    """Host corpus and weights, as the book's script makes them; Trainer(device=...) moves
+    the model, the sampler's tables included, and every batch stays there."""
+    rng = np.random.default_rng(3)
+    corpus = np.repeat(rng.integers(0, 12, size=100), 2)  # pairs: each word predicts itself
+    contexts, target = create_contexts_target(corpus, window_size=1)
+    model = _BookCBOW(corpus, 12, 8, 1)
+    trainer = Trainer(model, Adam(lr=0.1), device=device, seed=0)
+    trainer.fit(contexts, target, max_epoch=5, batch_size=20, eval_interval=3)
+    for array in model.params + model.grads + [model.ns_loss.sampler.word_p]:
+        assert_on(array, device)
+    assert trainer.loss_list[0] == pytest.approx(4 * np.log(2), rel=1e-3)  # 4 sigmoids at 0.5
+    assert trainer.loss_list[-1] < 0.8 * trainer.loss_list[0]
+    assert "| epoch 5 |" in capsys.readouterr().out

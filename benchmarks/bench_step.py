@@ -40,6 +40,7 @@ import numpy as np
 from _report import environment, markdown_table, write_result
 
 from xpnet import backend, layers
+from xpnet.hostmem import keep_freed_host_memory
 from xpnet.nets import DeepConvNet, SimpleConvNet
 from xpnet.optimizer import Adam
 from xpnet.util import col2im, im2col
@@ -254,7 +255,7 @@ def main() -> None:
     if unknown := only - set(LIBRARIES):
         parser.error(f"--only: unknown {', '.join(sorted(unknown))} (choose from {', '.join(LIBRARIES)})")
 
-    pinned = args.malloc == "pinned" and backend.keep_freed_host_memory()
+    pinned = args.malloc == "pinned" and keep_freed_host_memory()
     device = backend.get_device(args.device)
     x, t = inputs(device, args.batch, args.dtype)
     cases = xpnet_cases(device, x, t, args.dtype) if "xpnet" in only else {}

@@ -275,7 +275,9 @@ def test_device_is_atom_for_to_device():
 def test_keep_freed_host_memory_takes_effect_on_glibc():
     import platform
 
-    kept = backend.keep_freed_host_memory()
+    from xpnet.hostmem import keep_freed_host_memory
+
+    kept = keep_freed_host_memory()
     assert kept is (platform.libc_ver()[0] == "glibc")
 
 

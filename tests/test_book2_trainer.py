@@ -119,7 +119,7 @@ def test_config_gpu_selects_cuda(monkeypatch):
 def test_np_module_follows_config():
     from xpnet.book2 import np as book_np
 
-    assert book_np.np is np and book_np.__all__ == ["np"]
+    assert book_np.np is np and book_np.GPU is False and sorted(book_np.__all__) == ["GPU", "np"]
 
 
 def test_fit_checks_its_arguments():

@@ -10,7 +10,7 @@ import array_api_compat
 import numpy as np
 import pytest
 
-from xpnet import backend, io, trainer as trainer_module
+from xpnet import backend, hostmem, io, trainer as trainer_module
 from xpnet.backend import DeviceError, Generator, to_device, to_numpy
 from xpnet.layers import Affine, Dropout, Relu, SoftmaxWithLoss
 from xpnet.optimizer import SGD, Momentum
@@ -673,7 +673,7 @@ def test_bar_shows_the_loss_from_the_first_step_and_flushes_by_time(data, monkey
 
 
 def test_trainer_leaves_malloc_alone(data, monkeypatch):
-    monkeypatch.setattr(backend, "keep_freed_host_memory", lambda: pytest.fail("the Trainer tuned malloc"))
+    monkeypatch.setattr(hostmem, "keep_freed_host_memory", lambda: pytest.fail("the Trainer tuned malloc"))
     make_trainer(data, epochs=1).train()
 
 

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from .backend import DeviceError, get_device, keep_freed_host_memory
+from .backend import DeviceError, get_device
+from .hostmem import keep_freed_host_memory
 from .checks import writable_file
 from .datasets import DatasetError, load_fashion_mnist, load_mnist, load_mnist_sample, spiral
 from .nets import DeepConvNet, MultiLayerNet, MultiLayerNetExtend, SimpleConvNet, TwoLayerNet
@@ -104,7 +105,7 @@ def train(args: argparse.Namespace) -> int:
         if not os.path.isfile(resume):
             raise ValueError(f"--resume: no checkpoint file {resume!r}")
     device = get_device(args.device)
-    keep_freed_host_memory()  # faster CPU steps; the CLI owns its process (see xpnet.backend)
+    keep_freed_host_memory()  # faster CPU steps; the CLI owns its process (see xpnet.hostmem)
     (x_train, t_train), (x_test, t_test), name = load_dataset(
         args.dataset, flatten=args.model not in CONVNETS, seed=args.seed)
     output_size = num_classes(t_train, t_test)

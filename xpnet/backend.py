@@ -13,8 +13,6 @@ devices, e.g. ``(array_api_strict, array_api_strict.Device("device1"))``.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import dataclasses
 import math
 import types
@@ -31,7 +29,7 @@ DeviceLike = Union["Device", str, types.ModuleType, tuple]
 
 __all__ = [
     "Device", "DeviceError", "Generator", "get_device", "device_of", "cuda_available",
-    "to_device", "reachable", "to_numpy", "resolve_dtype", "keep_freed_host_memory", "CPU",
+    "to_device", "reachable", "to_numpy", "resolve_dtype", "array_module", "CPU",
 ]
 
 
@@ -385,15 +383,12 @@ def _pcg64(state: dict) -> np.random.Generator:
     return rng
 
 
-def keep_freed_host_memory() -> bool:
-    """Let the C allocator keep freed blocks for the next training step (glibc only; the Trainer
-    calls it, process-wide).  glibc's 128 KiB mmap threshold hands large freed blocks back, so
-    each step page-faulted its temporaries in again (SimpleConvNet: ~3,600 faults, 34-45 ms, not
-    ~20 ms); this fixes the mmap/trim thresholds at 32/64 MiB, where glibc's own rule ends up
-    after large frees.  Returns False (and changes nothing) without glibc's ``mallopt``."""
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
-    return bool(mallopt(m_mmap_threshold, 32 * 2**20)) and bool(mallopt(m_trim_threshold, 64 * 2**20))
+def array_module(gpu: bool) -> types.ModuleType:
+    """The concrete array module a book script imports as ``np``: CuPy when ``gpu``, else NumPy
+    (what the second book's ``common/np.py`` chooses from ``config.GPU``)."""
+    if not gpu:
+        return np
+    _cuda_device(0)  # a clear DeviceError when CuPy or a GPU is missing
+    import cupy
+
+    return cupy

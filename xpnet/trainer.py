@@ -31,7 +31,7 @@ What differs from the book:
 * ``checkpoint`` is written atomically at each epoch end; ``resume`` validates a file
   completely first (:mod:`xpnet.checkpoint`).  On Ctrl-C :meth:`train` makes sure the
   last finished epoch is saved and re-raises ``KeyboardInterrupt`` saying how to resume.
-* No malloc tuning behind your back: :func:`xpnet.backend.keep_freed_host_memory` is yours to call.
+* No malloc tuning behind your back: :func:`xpnet.hostmem.keep_freed_host_memory` is yours to call.
 """
 
 from __future__ import annotations

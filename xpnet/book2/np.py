@@ -1,11 +1,10 @@
 """The second book's ``common/np.py``: ``from xpnet.book2.np import *`` gives the script
-``np``, the array module of the configured device (NumPy, or CuPy when ``config.GPU``)."""
+``np``, the array module of the configured device (NumPy, or CuPy when ``config.GPU``), and
+``GPU`` itself, as the book's module does."""
 
-from . import config
+from ..backend import array_module
+from .config import GPU
 
-if config.GPU:
-    import cupy as np
-else:
-    import numpy as np
+np = array_module(GPU)
 
-__all__ = ["np"]
+__all__ = ["np", "GPU"]

@@ -15,6 +15,7 @@ from array_api_compat import array_namespace
 from array_api_compat import device as array_device
 
 from .backend import Generator, device_of
+from .checks import nonnegative_int, positive_int
 from .functions import as_one_hot, log_softmax, sigmoid, softmax
 from .util import add_windows, conv_output_size, fold, unfold, window_views
 
@@ -246,10 +247,14 @@ class Convolution:
     input_grad = True
 
     def __init__(self, W: Array, b: Array, stride: int = 1, pad: int = 0) -> None:
+        if W.ndim != 4:
+            raise ValueError(f"W: expected 4-D filters (FN, C, FH, FW), got shape {tuple(W.shape)}")
+        if tuple(b.shape) != (W.shape[0],):
+            raise ValueError(f"b: expected one bias per filter, shape ({W.shape[0]},), got {tuple(b.shape)}")
         self.W = W
         self.b = b
-        self.stride = stride
-        self.pad = pad
+        self.stride = positive_int("stride", stride)
+        self.pad = nonnegative_int("pad", pad)
         self.x_shape = None
         self.col = None
         self.dout_col = None
@@ -261,11 +266,11 @@ class Convolution:
         FN, C, FH, FW = self.W.shape
         if x.ndim != 4 or x.shape[1] != C:
             raise ValueError(f"x: expected (N, {C}, H, W), got {tuple(x.shape)}")
+        self.col = unfold(x, FH, FW, self.stride, self.pad, out=self.col)
         N, _, H, W = x.shape
         out_h = conv_output_size(H, FH, self.stride, self.pad)
         out_w = conv_output_size(W, FW, self.stride, self.pad)
         self.x_shape = tuple(x.shape)
-        self.col = unfold(x, FH, FW, self.stride, self.pad, out=self.col)
         out = xp.matmul(xp.reshape(self.W, (FN, -1)), self.col)
         out += xp.reshape(self.b, (FN, 1))
         return xp.permute_dims(xp.reshape(out, (FN, N, out_h, out_w)), (1, 0, 2, 3))

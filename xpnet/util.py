@@ -10,6 +10,7 @@ from array_api_compat import array_namespace
 from array_api_compat import device as array_device
 
 from .backend import Generator, device_of
+from .checks import nonnegative_int, positive_int
 
 Array = Any
 
@@ -54,19 +55,35 @@ def shuffle_dataset(x: Array, t: Array, *, rng: Generator | None = None) -> tupl
 
 
 def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: int = 0) -> int:
-    """Output length of a convolution/pooling window sliding over ``input_size``.
+    """Output length of a convolution/pooling window sliding over ``input_size``:
+    ``(input_size + 2*pad - filter_size) // stride + 1``, rounded down as the book's
+    im2col and PyTorch do (the last pixels a window would overrun are left out).
 
-    Raises ``ValueError`` when the window does not tile the padded input exactly.
+    ``ValueError`` naming the argument for a non-int or out-of-range argument, and
+    when the filter is larger than the padded input (the output would be empty).
     """
-    if filter_size < 1 or stride < 1 or pad < 0:
-        raise ValueError(f"expected filter_size >= 1, stride >= 1, pad >= 0; got {filter_size}, {stride}, {pad}")
-    span = input_size + 2 * pad - filter_size
-    if span < 0 or span % stride:
-        raise ValueError(
-            f"a filter of {filter_size} with stride {stride} and pad {pad} does not tile an input of "
-            f"{input_size}: (input + 2*pad - filter) = {span} must be >= 0 and divisible by the stride"
-        )
-    return span // stride + 1
+    return _output_size(positive_int("input_size", input_size), filter_size, stride, pad,
+                        "filter_size", "input_size")
+
+
+def _output_size(size: int, filter_size: Any, stride: Any, pad: Any, filter_name: str, size_name: str) -> int:
+    filter_size = positive_int(filter_name, filter_size)
+    stride, pad = positive_int("stride", stride), nonnegative_int("pad", pad)
+    if filter_size > size + 2 * pad:
+        raise ValueError(f"{filter_name}: a window of {filter_size} does not fit in the padded {size_name} "
+                         f"{size} + 2*{pad} = {size + 2 * pad} (the output would be empty)")
+    return (size + 2 * pad - filter_size) // stride + 1
+
+
+def _windows(shape: tuple[int, ...], filter_h: Any, filter_w: Any, stride: Any, pad: Any,
+             name: str) -> tuple[int, int]:
+    """``(out_h, out_w)`` of the windows over a batch of ``shape (N, C, H, W)`` (the argument ``name``)."""
+    if len(shape) != 4:
+        raise ValueError(f"{name}: expected a 4-D (N, C, H, W) shape, got {tuple(shape)}")
+    for axis, size in (("height", shape[2]), ("width", shape[3])):
+        nonnegative_int(f"{name} {axis}", size)
+    return (_output_size(shape[2], filter_h, stride, pad, "filter_h", "height"),
+            _output_size(shape[3], filter_w, stride, pad, "filter_w", "width"))
 
 
 def window_views(x: Array, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> list[Array]:
@@ -75,9 +92,9 @@ def window_views(x: Array, filter_h: int, filter_w: int, stride: int = 1, pad: i
     View ``k = i*filter_w + j`` is ``(N, C, out_h, out_w)``: entry ``[..., y, x]`` is
     the pixel at filter row ``i``, column ``j`` of the window at output ``(y, x)``.
     """
-    N, C, H, W = x.shape
+    out_h, out_w = _windows(tuple(x.shape), filter_h, filter_w, stride, pad, "x")
     img = _pad_spatial(x, pad)
-    return [img[:, :, rows, cols] for rows, cols in _window_slices(H, W, filter_h, filter_w, stride, pad)]
+    return [img[:, :, rows, cols] for rows, cols in _window_slices(out_h, out_w, filter_h, filter_w, stride)]
 
 
 def add_windows(parts: Sequence[Array], input_shape: tuple[int, int, int, int], filter_h: int, filter_w: int,
@@ -85,15 +102,20 @@ def add_windows(parts: Sequence[Array], input_shape: tuple[int, int, int, int], 
     """Sum each of ``parts`` (``(N, C, out_h, out_w)``, one per window position) back
     where :func:`window_views` took it from: the adjoint of :func:`window_views`.
 
-    Windows that tile the input exactly (stride == filter size, no pad) do not
-    overlap, so each part is assigned in place rather than added onto zeros.
+    Windows that tile the input exactly (stride == filter size, no pad, no pixel
+    left over) do not overlap, so each part is assigned in place rather than added
+    onto zeros.
     """
     xp = array_namespace(*parts)
+    out_h, out_w = _windows(tuple(input_shape), filter_h, filter_w, stride, pad, "input_shape")
     N, C, H, W = input_shape
+    if len(parts) != filter_h * filter_w or any(tuple(p.shape) != (N, C, out_h, out_w) for p in parts):
+        raise ValueError(f"parts: expected {filter_h * filter_w} arrays of shape {(N, C, out_h, out_w)}, "
+                         f"got {[tuple(p.shape) for p in parts]}")
     shape, dtype, device = (N, C, H + 2 * pad, W + 2 * pad), parts[0].dtype, array_device(parts[0])
-    tiles = pad == 0 and stride == filter_h == filter_w
+    tiles = pad == 0 and stride == filter_h == filter_w and out_h * stride == H and out_w * stride == W
     img = xp.empty(shape, dtype=dtype, device=device) if tiles else xp.zeros(shape, dtype=dtype, device=device)
-    for (rows, cols), part in zip(_window_slices(H, W, filter_h, filter_w, stride, pad), parts):
+    for (rows, cols), part in zip(_window_slices(out_h, out_w, filter_h, filter_w, stride), parts):
         if tiles:
             img[:, :, rows, cols] = part
         else:
@@ -101,9 +123,7 @@ def add_windows(parts: Sequence[Array], input_shape: tuple[int, int, int, int], 
     return img[:, :, pad:pad + H, pad:pad + W]
 
 
-def _window_slices(H: int, W: int, filter_h: int, filter_w: int, stride: int, pad: int) -> list[tuple[slice, slice]]:
-    out_h = conv_output_size(H, filter_h, stride, pad)
-    out_w = conv_output_size(W, filter_w, stride, pad)
+def _window_slices(out_h: int, out_w: int, filter_h: int, filter_w: int, stride: int) -> list[tuple[slice, slice]]:
     return [(slice(i, i + stride * (out_h - 1) + 1, stride), slice(j, j + stride * (out_w - 1) + 1, stride))
             for i in range(filter_h) for j in range(filter_w)]
 
@@ -120,9 +140,9 @@ def unfold(x: Array, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0
     large fresh array costs page faults on every call).
     """
     xp = array_namespace(x)
+    out_h, out_w = _windows(tuple(x.shape), filter_h, filter_w, stride, pad, "x")
     N, C, H, W = x.shape
     views = window_views(xp.permute_dims(x, (1, 0, 2, 3)), filter_h, filter_w, stride, pad)
-    _, _, out_h, out_w = views[0].shape
     shape = (C, len(views), N, out_h, out_w)
     if out is not None and tuple(out.shape) == (C * len(views), N * out_h * out_w) and out.dtype == x.dtype:
         cols = xp.reshape(out, shape)
@@ -140,9 +160,8 @@ def fold(cols: Array, input_shape: tuple[int, int, int, int], filter_h: int, fil
     ``cols: (C*filter_h*filter_w, N*out_h*out_w)`` -> ``(N, C, H, W)``.
     """
     xp = array_namespace(cols)
+    out_h, out_w = _windows(tuple(input_shape), filter_h, filter_w, stride, pad, "input_shape")
     N, C, H, W = input_shape
-    out_h = conv_output_size(H, filter_h, stride, pad)
-    out_w = conv_output_size(W, filter_w, stride, pad)
     expected = (C * filter_h * filter_w, N * out_h * out_w)
     if tuple(cols.shape) != expected:
         raise ValueError(f"cols: expected shape {expected} for input_shape {tuple(input_shape)}, got {tuple(cols.shape)}")
@@ -157,8 +176,10 @@ def im2col(input_data: Array, filter_h: int, filter_w: int, stride: int = 1, pad
 
     Returns ``(N*out_h*out_w, C*filter_h*filter_w)``; a row holds one window,
     ordered channel, then filter row, then filter column (as ``W.reshape(FN, -1)``).
-    This is the transpose of :func:`unfold`.
+    This is the transpose of :func:`unfold`.  Windows that would overrun the padded
+    input are left out (``out_h = (H + 2*pad - filter_h) // stride + 1``, as the book).
     """
+    _windows(tuple(input_data.shape), filter_h, filter_w, stride, pad, "input_data")
     return unfold(input_data, filter_h, filter_w, stride, pad).T
 
 

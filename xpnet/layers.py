@@ -17,7 +17,7 @@ from array_api_compat import device as array_device
 from .backend import Generator, device_of
 from .checks import nonnegative_int, positive_int
 from .functions import as_one_hot, log_softmax, sigmoid, softmax
-from .util import add_windows, conv_output_size, fold, unfold, window_views
+from .util import conv_output_size, fold, unfold
 
 Array = Any
 
@@ -296,47 +296,51 @@ class Convolution:
 class Pooling:
     """Max pooling; ``x: (N, C, H, W)`` -> ``(N, C, out_h, out_w)``.
 
-    A running maximum over the ``pool_h*pool_w`` strided window views (elementwise
-    work only, no im2col), computed channel-major like :func:`unfold`.  ``masks[k]``
-    marks where view ``k`` held the maximum (the first one, on ties): view ``k``
-    wins where it raised the running maximum and no later view raised it.
+    The book's im2col pooling, in :func:`unfold`'s channel-major layout: ``col``
+    seen as ``(C, pool_h*pool_w, N, out_h, out_w)`` holds each window's pixels
+    along axis 1, and ``out`` is their maximum.  Backward sends each ``dout`` to the
+    first pixel of its window that holds the maximum (the book's ``argmax``: the
+    first one wins ties) and folds the windows back.  Forward keeps only ``col``
+    and ``out``; the mask is built in backward, so inference pays nothing for it.
 
-    Note: the default ``stride`` is 2 (the book's default of 1 makes overlapping
-    windows; every net of the book passes ``stride=2``).
+    Note: the default ``stride`` is 2.  The book's ``common/layers.py`` defaults to
+    ``stride=1`` (overlapping windows), while every net of the book passes ``stride=2``.
     """
 
     def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> None:
-        self.pool_h = pool_h
-        self.pool_w = pool_w
-        self.stride = stride
-        self.pad = pad
+        self.pool_h = positive_int("pool_h", pool_h)
+        self.pool_w = positive_int("pool_w", pool_w)
+        self.stride = positive_int("stride", stride)
+        self.pad = nonnegative_int("pad", pad)
         self.x_shape = None
-        self.masks = None
+        self.col = None
+        self.out = None
 
     def forward(self, x: Array) -> Array:
         xp = array_namespace(x)
         if x.ndim != 4:
             raise ValueError(f"x: expected (N, C, H, W), got {tuple(x.shape)}")
+        self.col = unfold(x, self.pool_h, self.pool_w, self.stride, self.pad, out=self.col)
+        N, C, H, W = x.shape
+        out_h = conv_output_size(H, self.pool_h, self.stride, self.pad)
+        out_w = conv_output_size(W, self.pool_w, self.stride, self.pad)
         self.x_shape = tuple(x.shape)
-        views = window_views(xp.permute_dims(x, (1, 0, 2, 3)), self.pool_h, self.pool_w, self.stride, self.pad)
-        out, beats = views[0], []
-        for view in views[1:]:
-            running = xp.maximum(out, view)
-            beats.append(running != out)
-            out = running
-        later = xp.zeros(out.shape, dtype=xp.bool, device=array_device(x))
-        self.masks = []
-        for beat in reversed(beats):
-            self.masks.append(beat & ~later)
-            later = later | beat
-        self.masks.append(~later)
-        self.masks.reverse()
-        return xp.permute_dims(out, (1, 0, 2, 3))
+        col = xp.reshape(self.col, (C, self.pool_h * self.pool_w, N, out_h, out_w))
+        self.out = xp.max(col, axis=1)
+        return xp.permute_dims(self.out, (1, 0, 2, 3))
 
     def backward(self, dout: Array) -> Array:
         xp = array_namespace(dout)
-        dout = xp.permute_dims(dout, (1, 0, 2, 3))
-        parts = [xp.astype(mask, dout.dtype) * dout for mask in self.masks]
-        N, C, H, W = self.x_shape
-        dx = add_windows(parts, (C, N, H, W), self.pool_h, self.pool_w, self.stride, self.pad)
-        return xp.permute_dims(dx, (1, 0, 2, 3))
+        C, N, out_h, out_w = self.out.shape
+        pool_size = self.pool_h * self.pool_w
+        col = xp.reshape(self.col, (C, pool_size, N, out_h, out_w))
+        mask = col == self.out[:, None, ...]  # every pixel holding its window's maximum
+        seen = mask[:, 0, ...]
+        for k in range(1, pool_size):  # on ties the first one wins: later ones lose
+            later = mask[:, k, ...]
+            later &= ~seen
+            seen = seen | later
+        dcol = xp.astype(mask, dout.dtype)
+        dcol *= xp.permute_dims(dout, (1, 0, 2, 3))[:, None, ...]
+        return fold(xp.reshape(dcol, (C * pool_size, -1)), self.x_shape, self.pool_h, self.pool_w,
+                    self.stride, self.pad)

@@ -238,9 +238,8 @@ class Convolution:
 
     The book's im2col product, transposed so that it is one large matrix product:
     ``col = unfold(x)`` is ``(C*FH*FW, N*out_h*out_w)`` and ``out = W.reshape(FN, -1) @ col``.
-    Backward computes ``dx`` as a convolution too (of ``dout``, padded, with the flipped
-    filters: no col2im) where that is the smaller job (stride 1, square filters, FN <= C);
-    otherwise it folds ``W.T @ dout`` back with col2im.
+    Backward folds ``W.T @ dout`` back with col2im, as the book does, except where a
+    transposed convolution is the smaller job (:meth:`_dx_by_transposed_convolution`).
     ``input_grad = False`` (a net's first layer): backward skips ``dx`` and returns ``None``.
     """
 
@@ -256,8 +255,8 @@ class Convolution:
         self.stride = positive_int("stride", stride)
         self.pad = nonnegative_int("pad", pad)
         self.x_shape = None
-        self.col = None
-        self.dout_col = None
+        self.col = None  # reused by the next forward (a fresh large array costs page faults)
+        self.padded_dout_col = None  # unfold of the padded dout, reused likewise
         self.dW = None
         self.db = None
 
@@ -278,19 +277,31 @@ class Convolution:
     def backward(self, dout: Array) -> Array:
         xp = array_namespace(dout, self.W)
         FN, C, FH, FW = self.W.shape
-        dout2 = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (FN, -1))
-        self.db = xp.sum(dout2, axis=1)
-        self.dW = xp.reshape(xp.matmul(self.col, dout2.T).T, (FN, C, FH, FW))
+        dout_rows = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (FN, -1))  # the book's dout, transposed
+        self.db = xp.sum(dout_rows, axis=1)
+        self.dW = xp.reshape(xp.matmul(self.col, dout_rows.T).T, (FN, C, FH, FW))  # NOTES.md, change 7
         if not self.input_grad:
             return None
         if self.stride == 1 and FH == FW and self.pad < FH and FN <= C:
-            flipped = xp.permute_dims(xp.flip(self.W, axis=(2, 3)), (1, 0, 2, 3))
-            self.dout_col = unfold(dout, FH, FW, 1, FH - 1 - self.pad, out=self.dout_col)
-            dx = xp.matmul(xp.reshape(flipped, (C, -1)), self.dout_col)
-            N, _, H, W = self.x_shape
-            return xp.permute_dims(xp.reshape(dx, (C, N, H, W)), (1, 0, 2, 3))
-        dcol = xp.matmul(xp.reshape(self.W, (FN, -1)).T, dout2)
+            return self._dx_by_transposed_convolution(dout)
+        dcol = xp.matmul(xp.reshape(self.W, (FN, -1)).T, dout_rows)
         return fold(dcol, self.x_shape, FH, FW, self.stride, self.pad)
+
+    def _dx_by_transposed_convolution(self, dout: Array) -> Array:
+        """``dx`` as a convolution of ``dout``, zero-padded by ``FH - 1 - pad``, with the
+        filters flipped and their axes swapped: no col2im (``benchmarks/NOTES.md``, change 11).
+
+        For stride 1 and square filters this equals ``fold(W.T @ dout)``; where
+        FN <= C it is one unfold and one matrix product with inner size C*FH*FW
+        instead of a thin product (inner size FN) and FH*FW strided adds.
+        """
+        xp = array_namespace(dout, self.W)
+        FN, C, FH, FW = self.W.shape
+        N, _, H, W = self.x_shape
+        flipped = xp.permute_dims(xp.flip(self.W, axis=(2, 3)), (1, 0, 2, 3))
+        self.padded_dout_col = unfold(dout, FH, FW, 1, FH - 1 - self.pad, out=self.padded_dout_col)
+        dx = xp.matmul(xp.reshape(flipped, (C, -1)), self.padded_dout_col)
+        return xp.permute_dims(xp.reshape(dx, (C, N, H, W)), (1, 0, 2, 3))
 
 
 class Pooling:

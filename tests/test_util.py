@@ -197,6 +197,44 @@ def test_shuffle_dataset_rejects_mismatched_lengths():
 
 # --- smooth_curve ------------------------------------------------------------------------------
 
+def numpy_smooth(curve, window_len=11, beta=2.0):
+    """Reference: the curve extended by ``window_len // 2`` points at each end, mirrored
+    about its first point (``reflect``) and about its end (``symmetric``: the last point
+    repeated), then ``np.convolve`` with the normalised ``np.kaiser`` window, ``valid`` part."""
+    c = np.asarray(curve, dtype=np.float64)
+    half = window_len // 2
+    head = np.pad(c, (half, 0), mode="reflect")[:half]
+    tail = np.pad(c, (0, half), mode="symmetric")[len(c):]
+    window = np.kaiser(window_len, beta)
+    return np.convolve(np.concatenate([head, c, tail]), window / window.sum(), mode="valid")
+
+
+@pytest.mark.parametrize("n, window_len, beta", [
+    (6000, 11, 2.0), (11, 11, 2.0), (12, 11, 2.0), (50, 11, 2.0), (40, 5, 2.0), (40, 11, 0.0),
+    (40, 21, 8.0), (7, 1, 2.0),
+])
+def test_smooth_curve_equals_kaiser_convolution(n, window_len, beta):
+    rng = np.random.default_rng(n + window_len)
+    curve = 2.3 * np.exp(-np.arange(n) / 30.0) + rng.normal(0.0, 0.2, n)
+    expected = numpy_smooth(curve, window_len, beta)
+    assert expected.shape == (n,)
+    for given in (list(curve), curve, CPU.asarray(curve, dtype="float32")):
+        out = smooth_curve(given, window_len, beta) if (window_len, beta) != (11, 2.0) else smooth_curve(given)
+        assert type(out) is list and len(out) == n and all(type(v) is float for v in out)
+        rtol = 1e-6 if getattr(given, "dtype", None) == np.float32 else 1e-13
+        np.testing.assert_allclose(out, numpy_smooth(np.asarray(given, dtype=np.float64), window_len, beta),
+                                   rtol=rtol, atol=1e-15)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"window_len": 10}, "window_len"), ({"window_len": 0}, "window_len"), ({"window_len": 3.0}, "window_len"),
+    ({"beta": -1.0}, "beta"), ({"beta": "2"}, "beta"),
+])
+def test_smooth_curve_rejects_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        smooth_curve(list(range(30)), **kwargs)
+
+
 def test_smooth_curve_keeps_length_and_constants():
     assert len(smooth_curve(list(range(50)))) == 50
     np.testing.assert_allclose(smooth_curve([2.5] * 30), [2.5] * 30, rtol=1e-12)

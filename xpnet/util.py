@@ -6,43 +6,58 @@ import math
 from typing import Any, Sequence
 
 import array_api_extra as xpx
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, is_array_api_obj
 from array_api_compat import device as array_device
 
-from .backend import Generator, device_of
-from .checks import nonnegative_int, positive_int
+from .backend import CPU, Generator, device_of, to_numpy
+from .checks import nonnegative_int, positive_int, real
 
 Array = Any
 
 
-def smooth_curve(x: Sequence[float], window_len: int = 11, beta: float = 2.0) -> list[float]:
+def smooth_curve(x: Sequence[float] | Array, window_len: int = 11, beta: float = 2.0) -> list[float]:
     """``x`` smoothed by a normalised Kaiser window (for noisy loss curves), same length.
 
-    The ends are mirrored so the curve does not droop there.  A curve shorter than
-    the window is returned unchanged.
+    The book's smoothing: the curve is mirrored at both ends as the book does (the
+    first point is not repeated, the last one is), then each point becomes the
+    weighted sum of the ``window_len`` points around it.  With the defaults this
+    equals the book's ``smooth_curve``.  A curve shorter than the window is returned
+    unchanged (the book's would come back shorter than its input).
     """
-    values = [float(v) for v in x]
-    n = len(values)
+    window_len = positive_int("window_len", window_len)
+    if window_len % 2 == 0:
+        raise ValueError(f"window_len: expected an odd window length, got {window_len}")
+    beta = real("beta", beta, low=0.0)
+    xp = CPU.xp
+    values = xp.asarray(to_numpy(x) if is_array_api_obj(x) else [float(v) for v in x], dtype=xp.float64)
+    if values.ndim != 1:
+        raise ValueError(f"x: expected a 1-D curve, got shape {tuple(values.shape)}")
+    n = values.shape[0]
     if n < window_len:
-        return values
+        return to_numpy(values).tolist()
+    half = window_len // 2
+    padded = xp.concat([xp.flip(values[1:half + 1]), values, xp.flip(values[n - half:])])
     weights = _kaiser(window_len, beta)
     total = sum(weights)
-    half = window_len // 2
-    padded = values[half:0:-1] + values + values[-2:-half - 2:-1]
-    return [sum(w * padded[i + k] for k, w in enumerate(weights)) / total for i in range(n)]
+    smooth = xp.zeros(n, dtype=xp.float64)
+    for k, w in enumerate(weights):
+        smooth += (w / total) * padded[k:k + n]
+    return to_numpy(smooth).tolist()
 
 
 def _kaiser(n: int, beta: float) -> list[float]:
+    """The Kaiser window of ``n`` points (as ``np.kaiser``): ``I0(beta*sqrt(1 - t**2)) / I0(beta)``,
+    ``t`` running from -1 to 1; ``I0`` (the modified Bessel function) by its power series."""
     def bessel_i0(z: float) -> float:
         term, total, k = 1.0, 1.0, 1
-        while term > 1e-12 * total:
+        while term > 1e-17 * total:
             term *= (z / (2.0 * k)) ** 2
             total += term
             k += 1
         return total
 
-    return [bessel_i0(beta * math.sqrt(1.0 - (2.0 * i / (n - 1) - 1.0) ** 2)) / bessel_i0(beta)
-            for i in range(n)]
+    return [bessel_i0(beta * math.sqrt(max(0.0, 1.0 - (2.0 * i / (n - 1) - 1.0) ** 2))) / bessel_i0(beta)
+            if n > 1 else 1.0 for i in range(n)]
 
 
 def shuffle_dataset(x: Array, t: Array, *, rng: Generator | None = None) -> tuple[Array, Array]:

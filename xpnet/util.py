@@ -134,7 +134,8 @@ def add_windows(parts: Sequence[Array], input_shape: tuple[int, int, int, int], 
         if tiles:
             img[:, :, rows, cols] = part
         else:
-            img[:, :, rows, cols] += part
+            window = img[:, :, rows, cols]  # a view: adding in place writes into img
+            window += part
     return img[:, :, pad:pad + H, pad:pad + W]
 
 
@@ -151,21 +152,36 @@ def unfold(x: Array, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0
     row, filter column (as ``W.reshape(FN, -1)``), columns ordered sample, output
     row, output column.  In this layout a convolution is ONE matrix product
     ``W.reshape(FN, -1) @ unfold(x)``, which is what BLAS and cuBLAS do fastest.
-    ``out``: a previous result of the same shape whose memory may be reused (a
-    large fresh array costs page faults on every call).
+    ``out``: a previous result of the same shape, whose memory is reused when the
+    columns are large (see :func:`_reuse`).
     """
     xp = array_namespace(x)
     out_h, out_w = _windows(tuple(x.shape), filter_h, filter_w, stride, pad, "x")
     N, C, H, W = x.shape
     views = window_views(xp.permute_dims(x, (1, 0, 2, 3)), filter_h, filter_w, stride, pad)
-    shape = (C, len(views), N, out_h, out_w)
-    if out is not None and tuple(out.shape) == (C * len(views), N * out_h * out_w) and out.dtype == x.dtype:
-        cols = xp.reshape(out, shape)
-    else:
-        cols = xp.empty(shape, dtype=x.dtype, device=array_device(x))
+    shape = (C * filter_h * filter_w, N * out_h * out_w)
+    if not _reuse(out, shape, x.dtype):
+        return xp.reshape(xp.stack(views, axis=1), shape)
+    cols = xp.reshape(out, (C, len(views), N, out_h, out_w))
     for k, view in enumerate(views):
         cols[:, k, :, :, :] = view
-    return xp.reshape(cols, (C * filter_h * filter_w, N * out_h * out_w))
+    return xp.reshape(cols, shape)
+
+
+_REUSE_ELEMENTS = 2**23  # 32 MiB of float32: glibc's largest mmap threshold
+
+
+def _reuse(out: Array | None, shape: tuple[int, int], dtype: Any) -> bool:
+    """Whether :func:`unfold` fills ``out`` (its previous result) rather than stacking the
+    windows into a fresh array (``benchmarks/NOTES.md``, changes 10 and 18).
+
+    One ``stack`` is one operation (a kernel launch on a GPU) where filling is one
+    copy per filter offset, and on the CPU it is as fast, except for columns over
+    32 MiB: glibc maps every such array fresh, and its page faults cost more than the
+    copies.  Those are filled into ``out``, whose pages are already mapped.
+    """
+    return (out is not None and tuple(out.shape) == shape and out.dtype == dtype
+            and math.prod(shape) > _REUSE_ELEMENTS)
 
 
 def fold(cols: Array, input_shape: tuple[int, int, int, int], filter_h: int, filter_w: int,

@@ -119,9 +119,8 @@ def book_cases(book_dir: Path, x, t) -> dict[str, Callable[[], object]]:
     return cases
 
 
-# Convolution algorithms timed per layer, by name: "module:Class", each built as Class(W, b, stride=, pad=)
-# like xpnet.layers.Convolution.  Another algorithm (e.g. a Winograd 3x3 convolution) joins the
-# per-layer table by an entry here, or without editing this file by --conv-algorithm NAME=module:Class.
+# Convolution algorithms timed per layer: name -> "module:Class", built like layers.Convolution(W, b, stride=, pad=).
+# Another one (e.g. a Winograd 3x3 convolution) joins by an entry here or by --conv-algorithm NAME=module:Class.
 CONV_ALGORITHMS = {"im2col": "xpnet.layers:Convolution"}
 
 # The convolutions of SimpleConvNet and DeepConvNet at batch 100:
@@ -163,9 +162,7 @@ def conv_layer_cases(device: backend.Device, batch: int, dtype: str,
     Inputs and ``dout`` are channel-major, as the previous layer hands them on in
     the nets; an algorithm that refuses a shape (``ValueError``) leaves its cell empty.
     """
-    rng = backend.Generator(2)
-    xp = device.xp
-    cases, notes = {}, []
+    rng, xp, cases, notes = backend.Generator(2), device.xp, {}, []
     for label, (C, H, W), w_shape, pad, first in CONV_SHAPES:
         FN, _, FH, FW = w_shape
         x = xp.permute_dims(rng.normal((C, batch, H, W), dtype=dtype, device=device), (1, 0, 2, 3))

@@ -12,7 +12,6 @@ import math
 from typing import Any
 
 from array_api_compat import array_namespace
-from array_api_compat import device as array_device
 
 from .backend import Generator, device_of
 from .checks import nonnegative_int, positive_int

@@ -120,37 +120,94 @@ def book_cases(book_dir: Path, x, t) -> dict[str, Callable[[], object]]:
     return cases
 
 
+# Convolution algorithms timed per layer: name -> "module:Class", built like layers.Convolution(W, b, stride=, pad=).
+# Another one (e.g. a Winograd 3x3 convolution) joins by an entry here or by --conv-algorithm NAME=module:Class.
+CONV_ALGORITHMS = {"im2col": "xpnet.layers:Convolution"}
+
+# The convolutions of SimpleConvNet and DeepConvNet at batch 100:
+# (label, input (C, H, W), filters (FN, C, FH, FW), pad, first layer (no input gradient))
+CONV_SHAPES = [
+    ("Simple conv1 1->30 5x5 @28", (1, 28, 28), (30, 1, 5, 5), 0, True),
+    ("Deep conv1 1->16 3x3 @28", (1, 28, 28), (16, 1, 3, 3), 1, True),
+    ("Deep conv2 16->16 3x3 @28", (16, 28, 28), (16, 16, 3, 3), 1, False),
+    ("Deep conv3 16->32 3x3 @14", (16, 14, 14), (32, 16, 3, 3), 1, False),
+    ("Deep conv4 32->32 3x3 @14 pad 2", (32, 14, 14), (32, 32, 3, 3), 2, False),
+    ("Deep conv5 32->64 3x3 @8", (32, 8, 8), (64, 32, 3, 3), 1, False),
+    ("Deep conv6 64->64 3x3 @8", (64, 8, 8), (64, 64, 3, 3), 1, False),
+]
+
+
+def conv_algorithm_classes(extra: list[str]) -> tuple[dict[str, type], list[str]]:
+    """``CONV_ALGORITHMS`` plus ``NAME=module:Class`` entries, imported; notes on what could not be."""
+    specs = dict(CONV_ALGORITHMS)
+    for entry in extra:
+        name, sep, target = entry.partition("=")
+        if not sep or ":" not in target:
+            raise SystemExit(f"--conv-algorithm {entry!r}: expected NAME=module:Class")
+        specs[name] = target
+    classes, notes = {}, []
+    for name, target in specs.items():
+        module, _, attr = target.partition(":")
+        try:
+            classes[name] = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            notes.append(f"convolution algorithm {name} ({target}) not timed: {exc}")
+    return classes, notes
+
+
+def conv_layer_cases(device: backend.Device, batch: int, dtype: str,
+                     algorithms: dict[str, type]) -> tuple[dict[str, Callable[[], object]], list[str]]:
+    """Forward and backward of each of the nets' convolutions, for each algorithm.
+
+    Keys ``"<shape> forward|<algorithm>"`` and ``"<shape> backward|<algorithm>"``.
+    Inputs and ``dout`` are channel-major, as the previous layer hands them on in
+    the nets; an algorithm that refuses a shape (``ValueError``) leaves its cell empty.
+    """
+    rng, xp, cases, notes = backend.Generator(2), device.xp, {}, []
+    for label, (C, H, W), w_shape, pad, first in CONV_SHAPES:
+        FN, _, FH, FW = w_shape
+        x = xp.permute_dims(rng.normal((C, batch, H, W), dtype=dtype, device=device), (1, 0, 2, 3))
+        dout = xp.permute_dims(rng.normal((FN, batch, H + 2 * pad - FH + 1, W + 2 * pad - FW + 1), dtype=dtype,
+                                          device=device), (1, 0, 2, 3))
+        Wt = rng.normal(w_shape, scale=0.1, dtype=dtype, device=device)
+        b = rng.normal((FN,), scale=0.1, dtype=dtype, device=device)
+        for name, cls in algorithms.items():
+            try:
+                layer = cls(Wt, b, stride=1, pad=pad)
+                layer.input_grad = not first
+                layer.forward(x)
+                layer.backward(dout)
+            except ValueError as exc:
+                notes.append(f"{name} does not take {label}: {exc}")
+                continue
+            cases[f"{label} forward|{name}"] = lambda layer=layer, x=x: layer.forward(x)
+            cases[f"{label} backward|{name}"] = lambda layer=layer, dout=dout: layer.backward(dout)
+    return cases, notes
+
+
 def layer_cases(device: backend.Device, batch: int, dtype: str) -> dict[str, Callable[[], object]]:
-    """Per-layer forward/backward at the shapes SimpleConvNet/DeepConvNet use."""
+    """Per-layer times of the other layers (and im2col/col2im) at the shapes the nets use."""
     rng = backend.Generator(1)
     xp = device.xp
 
     def normal(*shape):
         return rng.normal(shape, scale=0.1, dtype=dtype, device=device)
 
-    x1 = normal(batch, 1, 28, 28)
-    conv1 = layers.Convolution(normal(30, 1, 5, 5), normal(30))
-    dconv1 = normal(batch, 30, 24, 24)
     x3 = normal(batch, 16, 14, 14)
-    conv3 = layers.Convolution(normal(32, 16, 3, 3), normal(32), pad=1)
-    dconv3 = normal(batch, 32, 14, 14)
     pool = layers.Pooling(2, 2, stride=2)
+    xpool = xp.permute_dims(normal(30, batch, 24, 24), (1, 0, 2, 3))  # channel-major, as a convolution hands it on
     dpool = normal(batch, 30, 12, 12)
     affine = layers.Affine(normal(4320, 100), normal(100))
     xa, da = normal(batch, 4320), normal(batch, 100)
-    bn = layers.BatchNormalization(xp.ones((1024,), dtype=x1.dtype, device=device.native),
-                                   xp.zeros((1024,), dtype=x1.dtype, device=device.native))
+    bn = layers.BatchNormalization(xp.ones((1024,), dtype=x3.dtype, device=device.native),
+                                   xp.zeros((1024,), dtype=x3.dtype, device=device.native))
     xb = normal(batch, 1024)
     col3 = im2col(x3, 3, 3, 1, 1)
-    conv1.forward(x1), conv3.forward(x3), pool.forward(dconv1), affine.forward(xa), bn.forward(xb)
+    pool.forward(xpool), affine.forward(xa), bn.forward(xb)
     return {
-        "conv 1->30 5x5 @28 forward|xpnet": lambda: conv1.forward(x1),
-        "conv 1->30 5x5 @28 backward|xpnet": lambda: conv1.backward(dconv1),
-        "conv 16->32 3x3 @14 forward|xpnet": lambda: conv3.forward(x3),
-        "conv 16->32 3x3 @14 backward|xpnet": lambda: conv3.backward(dconv3),
         "im2col 16ch 3x3 @14|xpnet": lambda: im2col(x3, 3, 3, 1, 1),
         "col2im 16ch 3x3 @14|xpnet": lambda: col2im(col3, tuple(x3.shape), 3, 3, 1, 1),
-        "pool 2x2 30ch @24 forward|xpnet": lambda: pool.forward(dconv1),
+        "pool 2x2 30ch @24 forward|xpnet": lambda: pool.forward(xpool),
         "pool 2x2 30ch @24 backward|xpnet": lambda: pool.backward(dpool),
         "affine 4320->100 fwd+bwd|xpnet": lambda: (affine.forward(xa), affine.backward(da)),
         "batchnorm 1024 fwd+bwd|xpnet": lambda: (bn.forward(xb), bn.backward(xb)),
@@ -248,7 +305,10 @@ def main() -> None:
                         help="pinned: glibc's mmap/trim thresholds fixed at their raised values (same allocator state "
                              "for every case); default: glibc's history-dependent thresholds")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch side")
-    parser.add_argument("--no-layers", action="store_true", help="skip the per-layer table")
+    parser.add_argument("--no-layers", action="store_true", help="skip the per-layer tables")
+    parser.add_argument("--conv-algorithm", action="append", default=[], metavar="NAME=module:Class",
+                        help="also time this convolution class per layer (built like xpnet.layers.Convolution), "
+                             "e.g. winograd=xpnet.winograd:Convolution3x3; repeatable")
     parser.add_argument("--write", action="store_true", help="save the table under benchmarks/results/")
     args = parser.parse_args()
     only = {name.strip() for name in args.only.split(",") if name.strip()}
@@ -303,6 +363,16 @@ def main() -> None:
                             "xpnet/PyTorch", "book/xpnet"], rows)
     sections = [("Training step and forward pass", table)]
     if not args.no_layers and "xpnet" in only:
+        algorithms, algorithm_notes = conv_algorithm_classes(args.conv_algorithm)
+        conv_cases, shape_notes = conv_layer_cases(device, args.batch, args.dtype, algorithms)
+        conv_samples, _ = run(conv_cases, device, args.rounds, args.min_time / 2)
+        conv_rows = [[f"{label} {kind}", name, _ms(conv_samples[key])]
+                     for label, *_ in CONV_SHAPES for kind in ("forward", "backward") for name in algorithms
+                     if (key := f"{label} {kind}|{name}") in conv_samples]
+        sections.append(("xpnet convolutions per layer, one row per algorithm", markdown_table(
+            [f"convolution (batch {args.batch}; first layers skip dx)", "algorithm", "ms median [min-max]"],
+            conv_rows)))
+        notes.extend(algorithm_notes + shape_notes)
         layer_samples, _ = run(layer_cases(device, args.batch, args.dtype), device, args.rounds, args.min_time / 2)
         layer_rows = [[key.split("|")[0], _ms(values)] for key, values in layer_samples.items()]
         sections.append(("xpnet per layer", markdown_table(["layer", "ms median [min-max]"], layer_rows)))

@@ -102,6 +102,9 @@ CONV = {
     # FN <= C with stride 1: dx is computed as a convolution of the padded dout
     "conv-s1-p1-fewer-filters": ((2, 3, 5, 5), (2, 3, 3, 3), 1, 1, (2, 2, 5, 5)),
     "conv-s1-p0-5x5-fewer-filters": ((1, 3, 6, 6), (2, 3, 5, 5), 1, 0, (1, 2, 2, 2)),
+    # windows that do not tile the input: the output size floors, as the book's im2col and PyTorch
+    "conv-s2-p1-floor-8x8": ((2, 2, 8, 8), (3, 2, 3, 3), 2, 1, (2, 3, 4, 4)),
+    "conv-s2-p0-floor-nonsquare": ((1, 2, 6, 7), (2, 2, 2, 3), 2, 0, (1, 2, 3, 3)),
 }
 # name: (x shape, (pool_h, pool_w, stride, pad), output shape)
 POOL = {
@@ -109,6 +112,8 @@ POOL = {
     "pool-2x2-s1-overlapping": ((1, 2, 4, 3), (2, 2, 1, 0), (1, 2, 3, 2)),
     "pool-3x3-s2-p1": ((1, 2, 5, 5), (3, 3, 2, 1), (1, 2, 3, 3)),
     "pool-3x2-s1-nonsquare": ((1, 1, 4, 5), (3, 2, 1, 0), (1, 1, 2, 4)),
+    "pool-2x2-s2-floor-9x9": ((2, 2, 9, 9), (2, 2, 2, 0), (2, 2, 4, 4)),
+    "pool-3x3-s2-p1-floor-8x8": ((1, 2, 8, 8), (3, 3, 2, 1), (1, 2, 4, 4)),
 }
 LAYERS = ["relu", "sigmoid", "affine", "affine-4d", "matmul", "softmax", "softmax-with-loss-index",
           "softmax-with-loss-one-hot", "dropout", "batchnorm-2d", "batchnorm-4d", *CONV, *POOL]
@@ -343,10 +348,24 @@ def test_wrong_input_shapes_raise_naming_x(device):
         bn.forward(_host(device, np.ones((4, 5))))
 
 
-def test_non_tiling_convolution_raises(device):
-    conv = Convolution(_host(device, np.ones((1, 1, 2, 2))), _host(device, np.zeros(1)), stride=2)
-    with pytest.raises(ValueError):
-        conv.forward(_host(device, np.ones((1, 1, 5, 5))))
+def test_convolution_and_pooling_reject_windows_larger_than_the_input(device):
+    conv = Convolution(_host(device, np.ones((1, 1, 4, 4))), _host(device, np.zeros(1)), pad=1)
+    with pytest.raises(ValueError, match="filter_h"):
+        conv.forward(_host(device, np.ones((1, 1, 1, 5))))       # 4 > 1 + 2*1
+    with pytest.raises(ValueError, match="filter_w"):
+        Pooling(2, 3).forward(_host(device, np.ones((1, 1, 4, 2))))
+
+
+def test_convolution_rejects_bad_arguments_in_the_constructor(device):
+    W = _host(device, np.ones((2, 1, 3, 3)))
+    with pytest.raises(ValueError, match="b"):
+        Convolution(W, _host(device, np.zeros(3)))                # 3 biases for 2 filters
+    with pytest.raises(ValueError, match="W"):
+        Convolution(_host(device, np.ones((2, 3, 3))), _host(device, np.zeros(2)))
+    with pytest.raises(ValueError, match="stride"):
+        Convolution(W, _host(device, np.zeros(2)), stride=1.5)
+    with pytest.raises(ValueError, match="pad"):
+        Convolution(W, _host(device, np.zeros(2)), pad=-1)
 
 
 def test_first_layer_skips_the_input_gradient_but_not_its_own(device):

@@ -190,7 +190,7 @@ def test_constructor_arguments_are_checked():
     with pytest.raises(ValueError, match=r"conv_param: unknown keys \['filters'\]"):
         SimpleConvNet(conv_param={"filters": 3})
     with pytest.raises(ValueError, match="input_dim"):
-        SimpleConvNet(input_dim=(1, 7, 7))  # 3x3 maps cannot be pooled 2x2
+        SimpleConvNet(input_dim=(1, 5, 5))  # the 1x1 map cannot be pooled 2x2
     with pytest.raises(ValueError, match="dtype"):
         TwoLayerNet(4, 5, 3, dtype="int32")
     with pytest.raises(TypeError, match="not both"):

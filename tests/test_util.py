@@ -15,19 +15,25 @@ from xpnet.util import col2im, conv_output_size, im2col, shuffle_dataset, smooth
 @pytest.mark.parametrize("args, expected", [
     ((28, 5, 1, 0), 24), ((28, 3, 1, 1), 28), ((7, 3, 2, 1), 4), ((4, 2, 2, 0), 2),
     ((5, 5, 1, 0), 1), ((1, 3, 1, 1), 1), ((6, 2, 1, 0), 5), ((5, 3, 2, 2), 4),
+    # windows that do not tile: rounded down, as the book's im2col and PyTorch
+    ((8, 3, 2, 1), 4), ((9, 2, 2, 0), 4), ((5, 2, 2, 0), 2), ((6, 3, 2, 1), 3), ((10, 3, 4, 0), 2),
 ])
-def test_conv_output_size(args, expected):
-    assert conv_output_size(*args) == expected
+def test_conv_output_size_floors(args, expected):
+    size = conv_output_size(*args)
+    assert type(size) is int and size == expected
+    H, F, S, P = args
+    assert size == (H + 2 * P - F) // S + 1
 
 
-@pytest.mark.parametrize("args", [
-    (5, 2, 2, 0),   # (5 - 2) = 3 is not divisible by 2
-    (6, 3, 2, 1),   # (6 + 2 - 3) = 5 is not divisible by 2
-    (2, 5, 1, 0),   # filter larger than the input
-    (4, 0, 1, 0), (4, 2, 0, 0), (4, 2, 1, -1),
+@pytest.mark.parametrize("args, name", [
+    ((2, 5, 1, 0), "filter_size"),   # filter larger than the input: the output would be empty
+    ((1, 4, 1, 1), "filter_size"),   # 4 > 1 + 2*1
+    ((4, 0, 1, 0), "filter_size"), ((4, 2, 0, 0), "stride"), ((4, 2, 1, -1), "pad"),
+    ((4, 2, 1.0, 0), "stride"), ((4, 2.0, 1, 0), "filter_size"), ((4, 2, 1, 0.5), "pad"),
+    ((0, 1, 1, 0), "input_size"), ((4, 2, True, 0), "stride"),
 ])
-def test_conv_output_size_rejects_non_tiling(args):
-    with pytest.raises(ValueError):
+def test_conv_output_size_rejects_empty_outputs_and_bad_arguments(args, name):
+    with pytest.raises(ValueError, match=name):
         conv_output_size(*args)
 
 
@@ -70,6 +76,10 @@ CASES = [
     ((1, 2, 5, 4), 3, 2, 1, 2),   # non-square filter, pad 2
     ((2, 2, 6, 5), 2, 3, 2, 1),   # non-square everything, stride 2 + pad
     ((1, 1, 3, 3), 1, 1, 1, 0),   # 1x1 filter
+    # windows that do not tile the input: the last rows/columns are left out (floor)
+    ((2, 2, 8, 8), 3, 3, 2, 1),   # ResNet-style downsampling: 3x3 stride 2 pad 1 on 8x8
+    ((2, 1, 9, 9), 2, 2, 2, 0),   # 2x2 stride 2 pooling on 9x9
+    ((1, 2, 7, 6), 3, 2, 3, 1),   # stride larger than the filter along W
 ]
 
 
@@ -95,15 +105,17 @@ def test_col2im_matches_naive_loop_and_is_adjoint(device, shape, fh, fw, stride,
     assert lhs == pytest.approx(rhs, rel=1e-12)
 
 
-@settings(max_examples=30, deadline=None, database=None)
+@settings(max_examples=40, deadline=None, database=None)
 @given(
     n=st.integers(1, 2), c=st.integers(1, 3), fh=st.integers(1, 3), fw=st.integers(1, 3),
     stride=st.integers(1, 3), pad=st.integers(0, 2), out_h=st.integers(1, 3), out_w=st.integers(1, 3),
-    seed=st.integers(0, 2**32 - 1),
+    extra_h=st.integers(0, 2), extra_w=st.integers(0, 2), seed=st.integers(0, 2**32 - 1),
 )
-def test_col2im_is_adjoint_of_im2col_property(n, c, fh, fw, stride, pad, out_h, out_w, seed):
-    H = (out_h - 1) * stride + fh - 2 * pad
-    W = (out_w - 1) * stride + fw - 2 * pad
+def test_col2im_is_adjoint_of_im2col_property(n, c, fh, fw, stride, pad, out_h, out_w, extra_h, extra_w, seed):
+    # extra_h/extra_w < stride pixels the last window does not reach (non-tiling shapes)
+    assume(extra_h < stride and extra_w < stride)
+    H = (out_h - 1) * stride + fh - 2 * pad + extra_h
+    W = (out_w - 1) * stride + fw - 2 * pad + extra_w
     assume(H >= 1 and W >= 1)
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, c, H, W))
@@ -122,10 +134,22 @@ def test_col2im_rejects_wrong_shape(device):
         col2im(col, (2, 2, 3, 3), 2, 2)
 
 
-def test_im2col_rejects_non_tiling(device):
+def test_im2col_and_col2im_reject_bad_arguments_naming_them(device):
     x = device.asarray(np.zeros((1, 1, 5, 5)), dtype="float64")
-    with pytest.raises(ValueError):
-        im2col(x, 2, 2, stride=2)
+    with pytest.raises(ValueError, match="input_data"):
+        im2col(device.asarray(np.zeros((1, 5, 5)), dtype="float64"), 2, 2)     # 3-D: no batch axis
+    with pytest.raises(ValueError, match="stride"):
+        im2col(x, 2, 2, stride=2.0)
+    with pytest.raises(ValueError, match="pad"):
+        im2col(x, 2, 2, pad=-1)
+    with pytest.raises(ValueError, match="filter_h"):
+        im2col(x, 8, 2, pad=1)                                                   # 8 > 5 + 2*1
+    with pytest.raises(ValueError, match="filter_w"):
+        im2col(x, 2, 0)
+    with pytest.raises(ValueError, match="input_shape"):
+        col2im(device.asarray(np.zeros((4, 4)), dtype="float64"), (1, 3, 3), 2, 2)
+    with pytest.raises(ValueError, match="stride"):
+        col2im(device.asarray(np.zeros((4, 4)), dtype="float64"), (1, 1, 3, 3), 2, 2, stride=0)
 
 
 def test_im2col_col2im_keep_float32(device):
@@ -172,6 +196,44 @@ def test_shuffle_dataset_rejects_mismatched_lengths():
 
 
 # --- smooth_curve ------------------------------------------------------------------------------
+
+def numpy_smooth(curve, window_len=11, beta=2.0):
+    """Reference: the curve extended by ``window_len // 2`` points at each end, mirrored
+    about its first point (``reflect``) and about its end (``symmetric``: the last point
+    repeated), then ``np.convolve`` with the normalised ``np.kaiser`` window, ``valid`` part."""
+    c = np.asarray(curve, dtype=np.float64)
+    half = window_len // 2
+    head = np.pad(c, (half, 0), mode="reflect")[:half]
+    tail = np.pad(c, (0, half), mode="symmetric")[len(c):]
+    window = np.kaiser(window_len, beta)
+    return np.convolve(np.concatenate([head, c, tail]), window / window.sum(), mode="valid")
+
+
+@pytest.mark.parametrize("n, window_len, beta", [
+    (6000, 11, 2.0), (11, 11, 2.0), (12, 11, 2.0), (50, 11, 2.0), (40, 5, 2.0), (40, 11, 0.0),
+    (40, 21, 8.0), (7, 1, 2.0),
+])
+def test_smooth_curve_equals_kaiser_convolution(n, window_len, beta):
+    rng = np.random.default_rng(n + window_len)
+    curve = 2.3 * np.exp(-np.arange(n) / 30.0) + rng.normal(0.0, 0.2, n)
+    expected = numpy_smooth(curve, window_len, beta)
+    assert expected.shape == (n,)
+    for given in (list(curve), curve, CPU.asarray(curve, dtype="float32")):
+        out = smooth_curve(given, window_len, beta) if (window_len, beta) != (11, 2.0) else smooth_curve(given)
+        assert type(out) is list and len(out) == n and all(type(v) is float for v in out)
+        rtol = 1e-6 if getattr(given, "dtype", None) == np.float32 else 1e-13
+        np.testing.assert_allclose(out, numpy_smooth(np.asarray(given, dtype=np.float64), window_len, beta),
+                                   rtol=rtol, atol=1e-15)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"window_len": 10}, "window_len"), ({"window_len": 0}, "window_len"), ({"window_len": 3.0}, "window_len"),
+    ({"beta": -1.0}, "beta"), ({"beta": "2"}, "beta"),
+])
+def test_smooth_curve_rejects_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        smooth_curve(list(range(30)), **kwargs)
+
 
 def test_smooth_curve_keeps_length_and_constants():
     assert len(smooth_curve(list(range(50)))) == 50

@@ -18,14 +18,16 @@ import math
 from typing import Any
 
 from array_api_compat import array_namespace
-from array_api_compat import device as array_device
 
 from .backend import Generator, device_of
 from .checks import real
+from .conv_layers import Convolution, Pooling
 from .functions import as_one_hot, log_softmax, sigmoid, softmax
-from .util import add_windows, conv_output_size, fold, unfold, window_views
 
 Array = Any
+
+__all__ = ["Relu", "Sigmoid", "Affine", "MatMul", "Softmax", "SoftmaxWithLoss", "Dropout", "BatchNormalization",
+           "Convolution", "Pooling"]
 
 
 class _Slot:
@@ -287,108 +289,3 @@ class BatchNormalization:
         dx = dxc - dmu / self.batch_size
         return xp.reshape(dx, self.input_shape)
 
-
-class Convolution:
-    """2-D convolution; ``W: (FN, C, FH, FW)``, ``b: (FN,)``, ``x: (N, C, H, W)``
-    -> ``(N, FN, out_h, out_w)``.
-
-    The book's im2col product, transposed so that it is one large matrix product:
-    ``col = unfold(x)`` is ``(C*FH*FW, N*out_h*out_w)`` and ``out = W.reshape(FN, -1) @ col``.
-    Backward computes ``dx`` as a convolution too (of ``dout``, padded, with the flipped
-    filters: no col2im) where that is the smaller job (stride 1, square filters, FN <= C);
-    otherwise it folds ``W.T @ dout`` back with col2im.
-    ``input_grad = False`` (a net's first layer): backward skips ``dx`` and returns ``None``.
-    """
-
-    input_grad = True
-
-    def __init__(self, W: Array, b: Array, stride: int = 1, pad: int = 0) -> None:
-        self.W = W
-        self.b = b
-        self.stride = stride
-        self.pad = pad
-        self.x_shape = None
-        self.col = None
-        self.dout_col = None
-        self.dW = None
-        self.db = None
-
-    def forward(self, x: Array) -> Array:
-        xp = array_namespace(x, self.W)
-        FN, C, FH, FW = self.W.shape
-        if x.ndim != 4 or x.shape[1] != C:
-            raise ValueError(f"x: expected (N, {C}, H, W), got {tuple(x.shape)}")
-        N, _, H, W = x.shape
-        out_h = conv_output_size(H, FH, self.stride, self.pad)
-        out_w = conv_output_size(W, FW, self.stride, self.pad)
-        self.x_shape = tuple(x.shape)
-        self.col = unfold(x, FH, FW, self.stride, self.pad, out=self.col)
-        out = xp.matmul(xp.reshape(self.W, (FN, -1)), self.col)
-        out += xp.reshape(self.b, (FN, 1))
-        return xp.permute_dims(xp.reshape(out, (FN, N, out_h, out_w)), (1, 0, 2, 3))
-
-    def backward(self, dout: Array) -> Array:
-        xp = array_namespace(dout, self.W)
-        FN, C, FH, FW = self.W.shape
-        dout2 = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (FN, -1))
-        self.db = xp.sum(dout2, axis=1)
-        self.dW = xp.reshape(xp.matmul(self.col, dout2.T).T, (FN, C, FH, FW))
-        if not self.input_grad:
-            return None
-        if self.stride == 1 and FH == FW and self.pad < FH and FN <= C:
-            flipped = xp.permute_dims(xp.flip(self.W, axis=(2, 3)), (1, 0, 2, 3))
-            self.dout_col = unfold(dout, FH, FW, 1, FH - 1 - self.pad, out=self.dout_col)
-            dx = xp.matmul(xp.reshape(flipped, (C, -1)), self.dout_col)
-            N, _, H, W = self.x_shape
-            return xp.permute_dims(xp.reshape(dx, (C, N, H, W)), (1, 0, 2, 3))
-        dcol = xp.matmul(xp.reshape(self.W, (FN, -1)).T, dout2)
-        return fold(dcol, self.x_shape, FH, FW, self.stride, self.pad)
-
-
-class Pooling:
-    """Max pooling; ``x: (N, C, H, W)`` -> ``(N, C, out_h, out_w)``.
-
-    A running maximum over the ``pool_h*pool_w`` strided window views (elementwise
-    work only, no im2col), computed channel-major like :func:`unfold`.  ``masks[k]``
-    marks where view ``k`` held the maximum (the first one, on ties): view ``k``
-    wins where it raised the running maximum and no later view raised it.
-
-    Note: the default ``stride`` is 2 (the book's default of 1 makes overlapping
-    windows; every net of the book passes ``stride=2``).
-    """
-
-    def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> None:
-        self.pool_h = pool_h
-        self.pool_w = pool_w
-        self.stride = stride
-        self.pad = pad
-        self.x_shape = None
-        self.masks = None
-
-    def forward(self, x: Array) -> Array:
-        xp = array_namespace(x)
-        if x.ndim != 4:
-            raise ValueError(f"x: expected (N, C, H, W), got {tuple(x.shape)}")
-        self.x_shape = tuple(x.shape)
-        views = window_views(xp.permute_dims(x, (1, 0, 2, 3)), self.pool_h, self.pool_w, self.stride, self.pad)
-        out, beats = views[0], []
-        for view in views[1:]:
-            running = xp.maximum(out, view)
-            beats.append(running != out)
-            out = running
-        later = xp.zeros(out.shape, dtype=xp.bool, device=array_device(x))
-        self.masks = []
-        for beat in reversed(beats):
-            self.masks.append(beat & ~later)
-            later = later | beat
-        self.masks.append(~later)
-        self.masks.reverse()
-        return xp.permute_dims(out, (1, 0, 2, 3))
-
-    def backward(self, dout: Array) -> Array:
-        xp = array_namespace(dout)
-        dout = xp.permute_dims(dout, (1, 0, 2, 3))
-        parts = [xp.astype(mask, dout.dtype) * dout for mask in self.masks]
-        N, C, H, W = self.x_shape
-        dx = add_windows(parts, (C, N, H, W), self.pool_h, self.pool_w, self.stride, self.pad)
-        return xp.permute_dims(dx, (1, 0, 2, 3))

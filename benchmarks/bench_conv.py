@@ -153,7 +153,7 @@ def cases(device, batch, dtype):
     return result
 
 
-def time_all(device, batch, dtype, rounds, repeat):
+def time_all(device, batch, dtype, rounds, repeat, stat):
     table = cases(device, batch, dtype)
     times = collections.defaultdict(list)
     for _ in range(rounds):
@@ -165,7 +165,7 @@ def time_all(device, batch, dtype, rounds, repeat):
                 fn()
             device.synchronize()
             times[key].append((time.perf_counter() - start) / repeat * 1e3)
-    return {key: statistics.median(values) for key, values in times.items()}
+    return {key: getattr(statistics, stat, min)(values) for key, values in times.items()}
 
 
 def count_ops(batch, dtype):
@@ -206,6 +206,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--stat", choices=("median", "min"), default="median", help="over rounds")
     parser.add_argument("--ops", action="store_true", help="count ops on the torch backend instead of timing")
     args = parser.parse_args()
     algos = list(ALGORITHMS)
@@ -220,8 +221,8 @@ def main() -> None:
                       + f" | {top} |")
         return
     backend.keep_freed_host_memory()
-    medians = time_all(backend.CPU, args.batch, args.dtype, args.rounds, args.repeat)
-    print(f"batch {args.batch}, {args.dtype}, NumPy backend; median of {args.rounds} rounds of "
+    medians = time_all(backend.CPU, args.batch, args.dtype, args.rounds, args.repeat, args.stat)
+    print(f"batch {args.batch}, {args.dtype}, NumPy backend; {args.stat} of {args.rounds} rounds of "
           f"{args.repeat} calls, ms; (x) = unfold time / this time")
     print("| layer | phase | " + " | ".join(algos) + " |")
     print("| --- | --- |" + " --- |" * len(algos))

@@ -145,12 +145,15 @@ def conv3x3_backward(dout: Array, saved: Saved, *, input_grad: bool = True) -> t
         return None, dW, db
     dV = xp.matmul(xp.permute_dims(U, (0, 2, 1)), dM)
     dd = xp.reshape(xp.matmul(k_input.T, xp.reshape(dV, (16, C * N * th * tw))), (2, 2, 2, 2, C, N, th, tw))
-    # The adjoint of the tile copies: tile (p, q) adds onto blocks (p..p+1, q..q+1).
-    # Tile (0, 0)'s part, zero-padded, starts the sum (no zeros + add).
-    parts = [[xp.permute_dims(dd[i, :, j, :, ...], (2, 3, 4, 0, 5, 1)) for j in range(2)] for i in range(2)]
-    dblocks = xpx.pad(parts[0][0], ((0, 0), (0, 0), (0, 1), (0, 0), (0, 1), (0, 0)))
-    for i, j in ((0, 1), (1, 0), (1, 1)):
-        dblocks[:, :, i:i + th, :, j:j + tw, :] += parts[i][j]
-    dimg = xp.reshape(dblocks, (C, N, 2 * th + 2, 2 * tw + 2))
+    # The adjoint of the tile copies: tile (p, q) adds onto blocks (p..p+1, q..q+1) of
+    # the padded image, seen as (C, N, th+1, 2, tw+1, 2).  Each add goes through a view
+    # (`dimg[idx] += part` would also copy the view onto itself), with the tile column
+    # as the last axis of both operands so that the inner loops run along rows.
+    dimg = xp.zeros((C, N, th + 1, 2, tw + 1, 2), dtype=dout.dtype, device=array_device(dout))
+    for i in range(2):
+        for j in range(2):
+            view = xp.permute_dims(dimg[:, :, i:i + th, :, j:j + tw, :], (0, 1, 2, 3, 5, 4))
+            view += xp.permute_dims(dd[i, :, j, :, ...], (2, 3, 4, 0, 1, 5))
+    dimg = xp.reshape(dimg, (C, N, 2 * th + 2, 2 * tw + 2))
     dx = xp.permute_dims(dimg[:, :, pad:pad + H, pad:pad + Wd], (1, 0, 2, 3))
     return dx, dW, db

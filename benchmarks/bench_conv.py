@@ -21,6 +21,13 @@ xpnet's torch backend (``TorchDispatchMode``; views and aliases are not counted)
 
     python benchmarks/bench_conv.py --rounds 7
     python benchmarks/bench_conv.py --ops
+    python benchmarks/bench_conv.py --accuracy 150
+
+``--accuracy STEPS`` trains DeepConvNet (float32, Adam, batch 100) for STEPS steps on the
+bundled MNIST sample with the unfold convolutions, then evaluates its 2,000 test digits
+with unfold and with Winograd in every layer where it is valid (the first, C=1, too):
+test accuracy of both, predictions that differ, and the logits' relative error against
+a float64 copy of the same net.
 """
 
 from __future__ import annotations
@@ -200,6 +207,51 @@ def count_ops(batch, dtype):
     return result
 
 
+def winograd_everywhere(net) -> None:
+    """Route every Winograd-valid Convolution of ``net`` through :mod:`xpnet.winograd`."""
+    for layer in net.layers:
+        if isinstance(layer, layers.Convolution) and winograd.winograd_valid(
+                tuple(layer.W.shape), layer.stride, layer.pad, (1, layer.W.shape[1], 28, 28)):
+            def forward(x, layer=layer):
+                out, layer.saved = winograd.conv3x3_forward(x, layer.W, layer.b, layer.pad)
+                return out
+
+            def backward(dout, layer=layer):
+                dx, layer.dW, layer.db = winograd.conv3x3_backward(dout, layer.saved, input_grad=layer.input_grad)
+                return dx
+
+            layer.forward, layer.backward = forward, backward
+
+
+def accuracy_check(steps: int) -> None:
+    import numpy as np
+
+    from xpnet.datasets import load_mnist_sample
+    from xpnet.nets import DeepConvNet
+    from xpnet.optimizer import Adam
+
+    (x_train, t_train), (x_test, t_test) = load_mnist_sample(flatten=False)
+    net = DeepConvNet(seed=0)
+    optimizer, rng = Adam(lr=0.001), backend.Generator(0)
+    for _ in range(steps):
+        batch = np.asarray(rng.integers(len(x_train), 100))
+        optimizer.update(net.params, net.gradient(x_train[batch], t_train[batch]))
+    net64 = DeepConvNet(seed=0, dtype="float64")
+    for key, value in net.params.items():
+        net64.params[key][...] = value.astype(np.float64)
+    logits64 = np.concatenate([net64.predict(x_test[i:i + 500].astype(np.float64)) for i in range(0, 2000, 500)])
+    results = {}
+    for name in ("unfold", "winograd"):
+        if name == "winograd":
+            winograd_everywhere(net)
+        logits = np.concatenate([net.predict(x_test[i:i + 500]) for i in range(0, 2000, 500)])
+        err = np.linalg.norm(logits - logits64) / np.linalg.norm(logits64)
+        results[name] = logits.argmax(axis=1)
+        print(f"{name}: test accuracy {np.mean(results[name] == t_test):.4f}, "
+              f"logits relative error vs float64 {err:.2e}")
+    print(f"after {steps} steps: {int(np.sum(results['unfold'] != results['winograd']))} of 2000 predictions differ")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -208,7 +260,11 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--stat", choices=("median", "min"), default="median", help="over rounds")
     parser.add_argument("--ops", action="store_true", help="count ops on the torch backend instead of timing")
+    parser.add_argument("--accuracy", type=int, metavar="STEPS", help="train, then compare test accuracy")
     args = parser.parse_args()
+    if args.accuracy is not None:
+        accuracy_check(args.accuracy)
+        return
     algos = list(ALGORITHMS)
     if args.ops:
         counts = count_ops(args.batch, args.dtype)

@@ -6,7 +6,8 @@ from _checks import assert_grad_close, assert_on, relative_error
 
 from xpnet.backend import to_numpy
 from xpnet.layers import Convolution
-from xpnet.winograd import conv3x3_backward, conv3x3_forward, fast_conv_applies
+from xpnet import winograd
+from xpnet.winograd import conv3x3_backward, conv3x3_forward, fast_conv_applies, winograd_valid
 
 # (N, C, FN, H, W, pad): odd and even sizes, FN != C, batch 1, all three pads.
 SHAPES = [
@@ -96,15 +97,25 @@ def test_float32_error_is_that_of_float32_im2col(device, shape):
         assert relative_error(got, want) < 1e-6
 
 
-def test_fast_conv_applies():
+def test_winograd_valid():
+    assert winograd_valid((16, 16, 3, 3), 1, 1, (100, 16, 28, 28))
+    assert winograd_valid((32, 32, 3, 3), 1, 2, (100, 32, 14, 14))
+    assert winograd_valid((16, 1, 3, 3), 1, 0, (100, 1, 3, 3))
+    assert not winograd_valid((16, 16, 5, 5), 1, 1, (100, 16, 28, 28))
+    assert not winograd_valid((16, 16, 3, 3), 2, 1, (100, 16, 28, 28))
+    assert not winograd_valid((16, 16, 3, 3), 1, 3, (100, 16, 28, 28))
+    assert not winograd_valid((16, 16, 3, 3), 1, 0, (100, 16, 2, 2))
+    assert not winograd_valid((16, 8, 3, 3), 1, 1, (100, 16, 28, 28))
+    assert not winograd_valid((16, 16, 3), 1, 1, (100, 16, 28, 28))
+
+
+def test_fast_conv_applies_only_where_measured_faster(monkeypatch):
+    # No shape measured faster on the CPU: DeepConvNet's convolutions stay on im2col.
+    assert not fast_conv_applies((16, 16, 3, 3), 1, 1, (100, 16, 28, 28))
+    monkeypatch.setattr(winograd, "MEASURED_FASTER", frozenset({(16, 16, 28, 28, 1)}))
     assert fast_conv_applies((16, 16, 3, 3), 1, 1, (100, 16, 28, 28))
-    assert fast_conv_applies((32, 32, 3, 3), 1, 2, (100, 32, 14, 14))
-    assert not fast_conv_applies((16, 1, 3, 3), 1, 1, (100, 1, 28, 28))  # C = 1: slower
-    assert not fast_conv_applies((16, 16, 5, 5), 1, 1, (100, 16, 28, 28))
+    assert not fast_conv_applies((16, 16, 3, 3), 1, 1, (100, 16, 14, 14))
     assert not fast_conv_applies((16, 16, 3, 3), 2, 1, (100, 16, 28, 28))
-    assert not fast_conv_applies((16, 16, 3, 3), 1, 3, (100, 16, 28, 28))
-    assert not fast_conv_applies((16, 16, 3, 3), 1, 0, (100, 16, 2, 2))
-    assert not fast_conv_applies((16, 8, 3, 3), 1, 1, (100, 16, 28, 28))
 
 
 def test_bad_arguments_raise(device):

@@ -14,7 +14,8 @@ Layouts are :class:`xpnet.layers.Convolution`'s: ``x: (N, C, H, W)``,
 ``W: (FN, C, 3, 3)``, ``b: (FN,)``, output ``(N, FN, out_h, out_w)`` (a channel-major
 view, like Convolution's).  Measured against the im2col path in
 ``benchmarks/NOTES.md`` ("Winograd F(2x2, 3x3)"); :func:`fast_conv_applies` selects
-the shapes where it was faster.
+the shapes where it was faster (none yet: on the CPU it is slower at every DeepConvNet
+shape).
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ _BT = ((1.0, 0.0, -1.0, 0.0), (0.0, 1.0, 1.0, 0.0), (0.0, -1.0, 1.0, 0.0), (0.0,
 _G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
 _AT = ((1.0, 1.0, 1.0, 0.0), (0.0, 1.0, -1.0, -1.0))
 
-# Smallest channel count at which the batched matmul's inner size C pays for the
-# transforms (NOTES.md, "Winograd F(2x2, 3x3)": C=1 loses).
-MIN_CHANNELS = 8
+# Shapes ``(C, FN, H, W, pad)`` at which this was measured faster than im2col
+# (``benchmarks/bench_conv.py``).  Empty: on the 2-core CPU (NumPy + OpenBLAS) it is
+# slower at every DeepConvNet shape, forward and backward (NOTES.md, "Winograd
+# F(2x2, 3x3)"); it has not run on a GPU yet.
+MEASURED_FASTER: frozenset[tuple[int, int, int, int, int]] = frozenset()
 
 
 def _kron(a: tuple, b: tuple) -> list[list[float]]:
@@ -61,17 +64,20 @@ class Saved(NamedTuple):
     pad: int
 
 
-def fast_conv_applies(W_shape: tuple[int, ...], stride: int, pad: int, x_shape: tuple[int, ...]) -> bool:
-    """Whether :func:`conv3x3_forward` computes this convolution, and faster than im2col.
-
-    Valid for 3x3 filters, stride 1, ``0 <= pad <= 2`` and an output of at least 1x1;
-    selected only where the input has at least :data:`MIN_CHANNELS` channels.
-    """
+def winograd_valid(W_shape: tuple[int, ...], stride: int, pad: int, x_shape: tuple[int, ...]) -> bool:
+    """Whether :func:`conv3x3_forward` computes this convolution: 3x3 filters matching
+    the input's channels, stride 1, ``0 <= pad <= 2``, an output of at least 1x1."""
     if len(W_shape) != 4 or len(x_shape) != 4 or tuple(W_shape[2:]) != (3, 3) or W_shape[1] != x_shape[1]:
         return False
-    if stride != 1 or not 0 <= pad <= 2 or min(x_shape[2:]) + 2 * pad < 3:
+    return stride == 1 and 0 <= pad <= 2 and min(x_shape[2:]) + 2 * pad >= 3
+
+
+def fast_conv_applies(W_shape: tuple[int, ...], stride: int, pad: int, x_shape: tuple[int, ...]) -> bool:
+    """Whether :class:`xpnet.layers.Convolution` should use Winograd here: valid
+    (:func:`winograd_valid`) and measured faster than im2col (:data:`MEASURED_FASTER`)."""
+    if not winograd_valid(W_shape, stride, pad, x_shape):
         return False
-    return W_shape[1] >= MIN_CHANNELS
+    return (x_shape[1], W_shape[0], x_shape[2], x_shape[3], pad) in MEASURED_FASTER
 
 
 def _tiles(size: int, pad: int) -> tuple[int, int]:

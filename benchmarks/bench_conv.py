@@ -258,6 +258,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--backend", choices=("numpy", "torch"), default="numpy", help="where to time")
     parser.add_argument("--stat", choices=("median", "min"), default="median", help="over rounds")
     parser.add_argument("--ops", action="store_true", help="count ops on the torch backend instead of timing")
     parser.add_argument("--accuracy", type=int, metavar="STEPS", help="train, then compare test accuracy")
@@ -277,8 +278,14 @@ def main() -> None:
                       + f" | {top} |")
         return
     backend.keep_freed_host_memory()
-    medians = time_all(backend.CPU, args.batch, args.dtype, args.rounds, args.repeat, args.stat)
-    print(f"batch {args.batch}, {args.dtype}, NumPy backend; {args.stat} of {args.rounds} rounds of "
+    if args.backend == "torch":
+        import torch
+
+        device = backend.get_device(torch, torch.device("cpu"))
+    else:
+        device = backend.CPU
+    medians = time_all(device, args.batch, args.dtype, args.rounds, args.repeat, args.stat)
+    print(f"batch {args.batch}, {args.dtype}, {args.backend} backend; {args.stat} of {args.rounds} rounds of "
           f"{args.repeat} calls, ms; (x) = unfold time / this time")
     print("| layer | phase | " + " | ".join(algos) + " |")
     print("| --- | --- |" + " --- |" * len(algos))

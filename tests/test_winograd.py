@@ -133,3 +133,30 @@ def test_bad_arguments_raise(device):
     out, saved = conv3x3_forward(x, W, b, 1)
     with pytest.raises(ValueError, match="dout: expected"):
         conv3x3_backward(out[:, :, :3, :], saved)
+
+
+def test_convolution_layer_runs_winograd_on_request(device):
+    """``Convolution(algorithm="winograd")`` gives the im2col layer's outputs and gradients,
+    and a net's first layer (``input_grad = False``) gets no ``dx``."""
+    x, W, b, pad = _inputs(device, SHAPES[0], "float64", seed=5)
+    reference, fast = Convolution(W, b, pad=pad, algorithm="im2col"), Convolution(W, b, pad=pad, algorithm="winograd")
+    out_ref, out = reference.forward(x), fast.forward(x)
+    assert fast.winograd_saved is not None and reference.winograd_saved is None
+    np.testing.assert_allclose(to_numpy(out), to_numpy(out_ref), rtol=0, atol=1e-12)
+    dout = device.asarray(np.random.default_rng(2).standard_normal(tuple(out.shape)), dtype="float64")
+    dx_ref, dx = reference.backward(dout), fast.backward(dout)
+    for got, ref in ((dx, dx_ref), (fast.dW, reference.dW), (fast.db, reference.db)):
+        assert_on(got, device, "float64", tuple(ref.shape))
+        np.testing.assert_allclose(to_numpy(got), to_numpy(ref), rtol=0, atol=1e-12)
+    fast.input_grad = False
+    fast.forward(x)
+    assert fast.backward(dout) is None
+
+
+def test_convolution_algorithm_is_checked(device):
+    x, W, b, pad = _inputs(device, SHAPES[0], "float64")
+    with pytest.raises(ValueError, match="algorithm: expected one of"):
+        Convolution(W, b, algorithm="fft")
+    with pytest.raises(ValueError, match="algorithm='winograd' needs 3x3 filters, stride 1"):
+        Convolution(W, b, stride=2, algorithm="winograd").forward(x)
+    assert Convolution(W, b, pad=pad).forward(x) is not None  # "auto": im2col on every measured shape

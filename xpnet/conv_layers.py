@@ -11,8 +11,9 @@ from typing import Any
 
 from array_api_compat import array_namespace
 
-from .checks import nonnegative_int, positive_int
+from .checks import nonnegative_int, one_of, positive_int
 from .util import conv_output_size, fold, unfold
+from .winograd import conv3x3_backward, conv3x3_forward, fast_conv_applies, winograd_valid
 
 Array = Any
 
@@ -26,11 +27,15 @@ class Convolution:
     Backward folds ``W.T @ dout`` back with col2im, as the book does, except where a
     transposed convolution is the smaller job (:meth:`_dx_by_transposed_convolution`).
     ``input_grad = False`` (a net's first layer): backward skips ``dx`` and returns ``None``.
+
+    ``algorithm`` (keyword-only): ``"im2col"`` (the above), ``"winograd"`` (stride-1 3x3
+    filters only: :mod:`xpnet.winograd`, fewer operations per step), or ``"auto"``: Winograd
+    where it was measured faster (``winograd.MEASURED_FASTER``: on the CPU, no shape yet).
     """
 
     input_grad = True
 
-    def __init__(self, W: Array, b: Array, stride: int = 1, pad: int = 0) -> None:
+    def __init__(self, W: Array, b: Array, stride: int = 1, pad: int = 0, *, algorithm: str = "auto") -> None:
         if W.ndim != 4:
             raise ValueError(f"W: expected 4-D filters (FN, C, FH, FW), got shape {tuple(W.shape)}")
         if tuple(b.shape) != (W.shape[0],):
@@ -39,6 +44,8 @@ class Convolution:
         self.b = b
         self.stride = positive_int("stride", stride)
         self.pad = nonnegative_int("pad", pad)
+        self.algorithm = one_of("algorithm", algorithm, ("auto", "im2col", "winograd"))
+        self.winograd_saved = None  # set by a Winograd forward: what its backward needs
         self.x_shape = None
         self.col = None  # reused by the next forward (a fresh large array costs page faults)
         self.padded_dout_col = None  # unfold of the padded dout, reused likewise
@@ -50,6 +57,10 @@ class Convolution:
         FN, C, FH, FW = self.W.shape
         if x.ndim != 4 or x.shape[1] != C:
             raise ValueError(f"x: expected (N, {C}, H, W), got {tuple(x.shape)}")
+        self.winograd_saved = None
+        if self._uses_winograd(tuple(x.shape)):
+            out, self.winograd_saved = conv3x3_forward(x, self.W, self.b, self.pad)
+            return out
         self.col = unfold(x, FH, FW, self.stride, self.pad, out=self.col)
         N, _, H, W = x.shape
         out_h = conv_output_size(H, FH, self.stride, self.pad)
@@ -61,6 +72,9 @@ class Convolution:
 
     def backward(self, dout: Array) -> Array:
         xp = array_namespace(dout, self.W)
+        if self.winograd_saved is not None:
+            dx, self.dW, self.db = conv3x3_backward(dout, self.winograd_saved, input_grad=self.input_grad)
+            return dx
         FN, C, FH, FW = self.W.shape
         dout_rows = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (FN, -1))  # the book's dout, transposed
         self.db = xp.sum(dout_rows, axis=1)
@@ -71,6 +85,15 @@ class Convolution:
             return self._dx_by_transposed_convolution(dout)
         dcol = xp.matmul(xp.reshape(self.W, (FN, -1)).T, dout_rows)
         return fold(dcol, self.x_shape, FH, FW, self.stride, self.pad)
+
+    def _uses_winograd(self, x_shape: tuple[int, ...]) -> bool:
+        W_shape = tuple(self.W.shape)
+        if self.algorithm == "winograd":
+            if not winograd_valid(W_shape, self.stride, self.pad, x_shape):
+                raise ValueError(f"algorithm='winograd' needs 3x3 filters, stride 1 and pad <= 2; got filters "
+                                 f"{W_shape}, stride {self.stride}, pad {self.pad} on x {x_shape}")
+            return True
+        return self.algorithm == "auto" and fast_conv_applies(W_shape, self.stride, self.pad, x_shape)
 
     def _dx_by_transposed_convolution(self, dout: Array) -> Array:
         """``dx`` as a convolution of ``dout``, zero-padded by ``FH - 1 - pad``, with the
@@ -108,6 +131,8 @@ class Pooling:
         self.pool_w = positive_int("pool_w", pool_w)
         self.stride = positive_int("stride", stride)
         self.pad = nonnegative_int("pad", pad)
+        self.algorithm = one_of("algorithm", algorithm, ("auto", "im2col", "winograd"))
+        self.winograd_saved = None  # set by a Winograd forward: what its backward needs
         self.x_shape = None
         self.col = None
         self.out = None

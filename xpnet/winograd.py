@@ -163,3 +163,13 @@ def conv3x3_backward(dout: Array, saved: Saved, *, input_grad: bool = True) -> t
     dimg = xp.reshape(dimg, (C, N, 2 * th + 2, 2 * tw + 2))
     dx = xp.permute_dims(dimg[:, :, pad:pad + H, pad:pad + Wd], (1, 0, 2, 3))
     return dx, dW, db
+
+
+def WinogradConvolution(W: Array, b: Array, stride: int = 1, pad: int = 0) -> Any:
+    """A :class:`xpnet.layers.Convolution` that always runs Winograd (``algorithm="winograd"``);
+    ``ValueError`` for a layer it cannot compute (for ``benchmarks/bench_step.py``'s rows)."""
+    from .conv_layers import Convolution
+
+    if not winograd_valid(tuple(W.shape), stride, pad, (1, W.shape[1], 3, 3)):
+        raise ValueError(f"Winograd F(2x2, 3x3) needs 3x3 filters, stride 1 and pad <= 2, got {tuple(W.shape)}")
+    return Convolution(W, b, stride=stride, pad=pad, algorithm="winograd")

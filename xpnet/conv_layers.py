@@ -131,8 +131,6 @@ class Pooling:
         self.pool_w = positive_int("pool_w", pool_w)
         self.stride = positive_int("stride", stride)
         self.pad = nonnegative_int("pad", pad)
-        self.algorithm = one_of("algorithm", algorithm, ("auto", "im2col", "winograd"))
-        self.winograd_saved = None  # set by a Winograd forward: what its backward needs
         self.x_shape = None
         self.col = None
         self.out = None

@@ -92,7 +92,8 @@ def test_ptb_downloads_verifies_and_caches(fake_ptb, tmp_path):
     assert id_to_word == {i: w for w, i in word_to_id.items()}
     assert corpus.dtype == np.int64
     np.testing.assert_array_equal(corpus, [0, 6, 2, 3, 0, 1, 5])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ptb.train.txt", "ptb.valid.npz", "ptb.valid.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".xpnet-files.json", "ptb.train.txt", "ptb.valid.npz",
+                                                          "ptb.valid.txt"]  # the manifest of what xpnet wrote
     assert ("down", "ptb.train.txt") in server.requests and ("up", "ptb.valid.txt") in server.requests
     # later calls read the cache: no network, even with the text files gone
     for name in ("ptb.train.txt", "ptb.valid.txt"):

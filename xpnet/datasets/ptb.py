@@ -22,7 +22,7 @@ import numpy as np
 
 from xpnet.datasets import download as _download
 from xpnet.datasets._common import DatasetError, PathLike, dataset_dir, load_npz
-from xpnet.io import save_arrays
+from xpnet.datasets._owned import save_cache
 
 __all__ = ["load_data", "load_vocab", "vocabulary", "words_to_corpus", "PTB_MIRRORS", "PTB_SHA256"]
 
@@ -81,10 +81,7 @@ def load_data(
         word_to_id = vocabulary(_words(paths["ptb.train.txt"]))
         corpus = words_to_corpus(_words(paths[_SPLITS[split]]), word_to_id, source=paths[_SPLITS[split]])
         arrays = {"corpus": corpus, "vocab": _encode(word_to_id)}
-        try:
-            save_arrays(cache, arrays)
-        except OSError as exc:
-            warnings.warn(f"{cache}: cannot write the cache ({exc}); the next call parses again", stacklevel=2)
+        save_cache(cache, arrays)  # recorded as xpnet's; never over a file the user placed there
     words = _decode(arrays["vocab"])
     return arrays["corpus"], {w: i for i, w in enumerate(words)}, dict(enumerate(words))
 

@@ -1,5 +1,5 @@
 """xpnet.layers' argument guards (issue 12): Dropout's ratio, Affine's bias, empty batches,
-one-sample BatchNorm training batches."""
+BatchNorm training batches of zero and one sample."""
 
 import numpy as np
 import pytest
@@ -49,10 +49,11 @@ def test_batchnorm_empty_inference_batch_and_small_training_batches(device):
     layer = BatchNormalization(_put(device, np.ones(4)), _put(device, np.zeros(4)))
     assert_on(layer.forward(_put(device, np.ones((0, 4))), train_flg=False), device, "float64", (0, 4))
     assert_on(layer.forward(_put(device, np.ones((0, 1, 2, 2))), train_flg=False), device, "float64", (0, 1, 2, 2))
-    for n in (0, 1):
-        with pytest.raises(ValueError, match="at least 2 samples"):
-            layer.forward(_put(device, np.ones((n, 4))), train_flg=True)
+    with pytest.raises(ValueError, match="needs samples for its statistics, got 0"):
+        layer.forward(_put(device, np.ones((0, 4))), train_flg=True)
     assert layer.running_var is None or float(to_numpy(layer.running_var).sum()) == 0.0
+    one = layer.forward(_put(device, [[5.0, 6, 7, 8]]), train_flg=True)  # the book's gradient check
+    np.testing.assert_array_equal(to_numpy(one), np.zeros((1, 4)))  # normalises to beta
     out = layer.forward(_put(device, [[1.0, 2, 3, 4], [3.0, 2, 1, 0]]), train_flg=True)
     np.testing.assert_allclose(to_numpy(out)[:, 0], [-1.0, 1.0], rtol=1e-5)
 

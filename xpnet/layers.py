@@ -221,9 +221,11 @@ class BatchNormalization:
     """Batch normalisation over the batch axis; ``x: (N, D)`` or ``(N, C, H, W)``
     (flattened to ``(N, C*H*W)`` as in the book, so ``gamma: (D,)``).
 
-    Training uses the batch statistics (at least 2 samples) and updates
+    Training uses the batch statistics and updates
     ``running_mean``/``running_var`` as an exponential moving average with
-    ``momentum``; inference uses them.  ``params = [gamma, beta]``,
+    ``momentum``; inference uses them.  A one-sample training batch is allowed, as in
+    the book (its gradient check uses one), though it normalises to ``beta``: the Trainer
+    refuses batch sizes that would give one.  ``params = [gamma, beta]``,
     ``grads = [dgamma, dbeta]`` (written in place by backward).
     """
 
@@ -252,9 +254,8 @@ class BatchNormalization:
         D = self.gamma.shape[0]
         if x.ndim < 1 or math.prod(x.shape[1:]) != D:
             raise ValueError(f"x: expected {D} features per sample, got shape {tuple(x.shape)}")
-        if train_flg and x.shape[0] < 2:
-            raise ValueError(f"x: a training batch needs at least 2 samples for its statistics "
-                             f"(one sample would output beta and zero running_var), got {x.shape[0]}")
+        if train_flg and x.shape[0] == 0:
+            raise ValueError("x: a training batch needs samples for its statistics, got 0")
         self.input_shape = tuple(x.shape)
         x = xp.reshape(x, (x.shape[0], D))
         if self.running_mean is None:

@@ -294,7 +294,10 @@ class Net:
         device, dtype, state = self.device, self.dtype, self.rng.state
         xp = device.xp
         layers = [*self._sequence(), self.last_layer]
-        saved = [(layer, dict(vars(layer))) for layer in layers]
+        # attributes, and the contents of list attributes (``params``/``grads``: a layer's ``W``
+        # is ``params[0]``, so re-binding ``W`` changes the list in place)
+        saved = [(layer, dict(vars(layer)), [(v, list(v)) for v in vars(layer).values() if isinstance(v, list)])
+                 for layer in layers]
         saved_params = dict(self.params)
         try:
             with device.activate():
@@ -312,9 +315,11 @@ class Net:
             keys = list(self.params)
             grads = numerical_gradients(loss_at, [self.params[key] for key in keys], progress=progress)
         finally:
-            for layer, attributes in saved:
+            for layer, attributes, lists in saved:
                 vars(layer).clear()
                 vars(layer).update(attributes)
+                for items, contents in lists:
+                    items[:] = contents
             self.params.clear()
             self.params.update(saved_params)
         with device.activate():

@@ -2,12 +2,12 @@
 and state array gathered into one flat 1-D buffer (``benchmarks/NOTES.md``, entry 23).
 
 A step of Adam is 12 element-wise operations per parameter array, each one a kernel
-launch on a GPU.  Over flat buffers it is 12 in all, plus one ``concat`` for the grads,
-one for the params and one copy back into each param (which stays the same array
-object: the layers hold it).  The state lives in one flat buffer per name between steps;
-the optimizer exposes per-key views of it (``optimizer.m["W1"]``) for ``state_dict``.
-Every element goes through the same arithmetic in the same order as per key, so the
-result is the same to the bit.
+launch on a GPU.  Over flat buffers it is 11 in all, plus one ``concat`` for the grads
+and one in-place subtraction per param (which stays the same array object: the layers
+hold it).  The state lives in one flat buffer per name between steps; the optimizer
+exposes per-key views of it (``optimizer.m["W1"]``) for ``state_dict``.  Every element
+goes through the same arithmetic in the same order as per key, so the result is the
+same to the bit.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class FlatState:
     """The flat buffers of one optimizer, laid out for one set of params (keys, shapes,
     namespace, device and dtype).  :meth:`fits` says whether a step can take the flat path
     and lays the buffers out again when the params changed; :meth:`gather`,
-    :meth:`state` and :meth:`scatter` then do the step's bookkeeping.
+    :meth:`state` and :meth:`params` then give the step its flat arrays.
 
     It has no attribute dict, so :func:`xpnet.backend.to_device` does not enter it: a
     moved optimizer has new per-key state arrays, which :meth:`state` gathers again."""
@@ -104,14 +104,34 @@ class FlatState:
             else:
                 flat = self.gather(dict(zip(keys, entries)), keys)
             views = [xp.reshape(flat[start:stop], shape) for start, stop, shape in self.slices]
-            cached = self.buffers[name] = (flat, views, dict(zip(keys, views)) if isinstance(params, dict) else list(views))
+            laid_out = dict(zip(keys, views)) if isinstance(params, dict) else list(views)
+            cached = self.buffers[name] = (flat, views, laid_out)
         return cached[0], cached[2]
 
-    def scatter(self, flat: Array, params: Params, keys: list) -> None:
-        """Copy ``flat`` back into each param, in place."""
-        xp = self.device.xp
-        for key, (start, stop, shape) in zip(keys, self.slices):
-            params[key][...] = xp.reshape(flat[start:stop], shape)
+    def params(self, params: Params, keys: list) -> FlatParams:
+        """``params`` as one flat array for in-place ``+=`` and ``-=``."""
+        return FlatParams([params[key] for key in keys], self.slices, self.device.xp)
+
+
+class FlatParams:
+    """The params seen as one flat array that takes only in-place ``+=`` and ``-=`` of a
+    flat buffer: each applies slice by slice, one operation per param, which stays the
+    same array object.  (The update rules never read a param, they only move it.)"""
+
+    __slots__ = ("arrays", "slices", "xp")
+
+    def __init__(self, arrays: list, slices: list, xp: Any) -> None:
+        self.arrays, self.slices, self.xp = arrays, slices, xp
+
+    def __iadd__(self, delta: Array) -> FlatParams:
+        for param, (start, stop, shape) in zip(self.arrays, self.slices):
+            param += self.xp.reshape(delta[start:stop], shape)
+        return self
+
+    def __isub__(self, delta: Array) -> FlatParams:
+        for param, (start, stop, shape) in zip(self.arrays, self.slices):
+            param -= self.xp.reshape(delta[start:stop], shape)
+        return self
 
 
 def _kind(a: Any) -> tuple:

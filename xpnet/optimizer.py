@@ -57,8 +57,9 @@ class Optimizer:
             self._update_each(params, grads, keys)
 
     def _step(self, param: Array, grad: Array, *state: Array) -> tuple:
-        """The rule on one param (an array, updated in place, or a number) and its state
-        (``slots`` in order); returns them (a number is rebound, not changed in place)."""
+        """The rule on one param (an array or a number, only ever moved by ``+=``/``-=``) and
+        its state (``slots`` in order), arrays updated in place; returns them (a number is
+        rebound, not changed in place)."""
         raise NotImplementedError
 
     def _begin_update(self) -> None:
@@ -74,8 +75,8 @@ class Optimizer:
                     container[key] = value
 
     def _update_flat(self, params: Params, grads: Params, keys: list) -> None:
-        """One :meth:`_step` over flat buffers (:class:`~xpnet._flat.FlatState`): params
-        and grads gathered, the state kept flat, the new params copied back in place."""
+        """One :meth:`_step` over flat buffers (:class:`~xpnet._flat.FlatState`): the grads
+        gathered, the state kept flat, each param moved in place by its slice of the step."""
         flat = self._flat
         with flat.device.activate():
             states = []
@@ -84,9 +85,7 @@ class Optimizer:
                 setattr(self, name, views)
                 states.append(buffer)
             self._begin_update()
-            param = flat.gather(params, keys)
-            self._step(param, flat.gather(grads, keys), *states)
-            flat.scatter(param, params, keys)
+            self._step(flat.params(params, keys), flat.gather(grads, keys), *states)
 
     def _state(self, name: str, params: Params, keys: list) -> Params:
         """State ``name`` laid out like ``params``: zeros at the first step; a restored

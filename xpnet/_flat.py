@@ -1,5 +1,6 @@
-"""An optimizer's whole update in a few element-wise operations: every parameter, gradient
-and state array gathered into one flat 1-D buffer (``benchmarks/NOTES.md``, entry 23).
+"""An optimizer's whole update in a few element-wise operations: the gradients and each
+state in one flat 1-D buffer, the params moved slice by slice (``benchmarks/NOTES.md``,
+entry 23).
 
 A step of Adam is 12 element-wise operations per parameter array, each one a kernel
 launch on a GPU.  Over flat buffers it is 11 in all, plus one ``concat`` for the grads

@@ -11,9 +11,9 @@ Python floats, so float32 stays float32.
 
 Each optimizer's rule is its ``_step(param, grad, *state)``, the book's formula on
 arrays (or numbers).  When the params are arrays of one namespace, device and
-floating dtype, these arrays are flat buffers holding every param at once
-(:class:`xpnet._flat.FlatState`): a step is then a few operations instead of a few
-per param, with the same result to the bit.
+floating dtype, these are flat buffers holding every param at once
+(:class:`xpnet._flat.FlatState`; ``param`` then moves each param by its slice): a
+step is a few operations instead of a few per param, with the same result to the bit.
 """
 
 from __future__ import annotations

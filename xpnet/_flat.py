@@ -24,8 +24,8 @@ Params = Union[dict[str, Any], list[Any]]
 
 
 class FlatState:
-    """The flat buffers of one optimizer, laid out for one set of params (keys, shapes,
-    namespace, device and dtype).  :meth:`fits` says whether a step can take the flat path
+    """The flat buffers of one optimizer (``benchmarks/NOTES.md``, entry 23), laid out for
+    one set of params (keys, shapes, namespace, device and dtype).  :meth:`fits` says whether a step can take the flat path
     and lays the buffers out again when the params changed; :meth:`gather`,
     :meth:`state` and :meth:`params` then give the step its flat arrays.
 

@@ -75,8 +75,9 @@ class Optimizer:
                     container[key] = value
 
     def _update_flat(self, params: Params, grads: Params, keys: list) -> None:
-        """One :meth:`_step` over flat buffers (:class:`~xpnet._flat.FlatState`): the grads
-        gathered, the state kept flat, each param moved in place by its slice of the step."""
+        """One :meth:`_step` over flat buffers (:class:`~xpnet._flat.FlatState`, see
+        ``benchmarks/NOTES.md`` entry 23): the grads gathered, the state kept flat, each
+        param moved in place by its slice of the step."""
         flat = self._flat
         with flat.device.activate():
             states = []

@@ -8,6 +8,12 @@ book's ``optimizer_compare_naive.py`` passes) is rebound instead.  State
 (velocities, squared-gradient sums) is created at the first step in the params'
 own container type, on their device and in their dtype.  Hyper-parameters are
 Python floats, so float32 stays float32.
+
+Each optimizer's rule is its ``_step(param, grad, *state)``, the book's formula on
+arrays (or numbers).  When the params are arrays of one namespace, device and
+floating dtype, these are flat buffers holding every param at once
+(:class:`xpnet._flat.FlatState`; ``param`` then moves each param by its slice): a
+step is a few operations instead of a few per param, with the same result to the bit.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any, Union
 
 from array_api_compat import array_namespace, is_array_api_obj, is_writeable_array
 
+from ._flat import FlatState
 from .backend import device_of
 from .checks import real
 
@@ -26,12 +33,15 @@ Params = Union[dict[str, Any], list[Any]]
 
 
 class Optimizer:
-    """Base: argument checks and the state (``state_names``) for checkpoints."""
+    """Base: argument checks, the state (``state_names``: ``slots``, one array per param,
+    and Adam's ``iter``) for checkpoints, and the flat or per-key path to ``_step``."""
 
+    slots: tuple[str, ...] = ()
     state_names: tuple[str, ...] = ()
 
     def __init__(self, lr: float) -> None:
         self.lr = real("lr", lr, low=0.0, low_open=True)
+        self._flat = FlatState()
 
     def update(self, params: Params, grads: Params) -> None:
         """Apply one step to ``params`` in place from ``grads``: two dicts with the same keys,
@@ -41,10 +51,42 @@ class Optimizer:
             expected, got = _shape("params", key, params[key]), _shape("grads", key, grads[key])
             if got != expected:
                 raise ValueError(f"grads[{key!r}]: expected shape {expected}, got {got}")
-        self._step(params, grads, keys)
+        if self._flat.fits(params, grads, keys, {name: getattr(self, name) for name in self.slots}):
+            self._update_flat(params, grads, keys)
+        else:
+            self._update_each(params, grads, keys)
 
-    def _step(self, params: Params, grads: Params, keys: list) -> None:
+    def _step(self, param: Array, grad: Array, *state: Array) -> tuple:
+        """The rule on one param (an array or a number, only ever moved by ``+=``/``-=``) and
+        its state (``slots`` in order), arrays updated in place; returns them (a number is
+        rebound, not changed in place)."""
         raise NotImplementedError
+
+    def _begin_update(self) -> None:
+        """Once per :meth:`update`, before the steps (Adam counts its iterations)."""
+
+    def _update_each(self, params: Params, grads: Params, keys: list) -> None:
+        states = [self._state(name, params, keys) for name in self.slots]
+        self._begin_update()
+        for key in keys:
+            new = self._step(params[key], grads[key], *(state[key] for state in states))
+            for container, value in zip((params, *states), new):
+                if container[key] is not value:
+                    container[key] = value
+
+    def _update_flat(self, params: Params, grads: Params, keys: list) -> None:
+        """One :meth:`_step` over flat buffers (:class:`~xpnet._flat.FlatState`, see
+        ``benchmarks/NOTES.md`` entry 26): the grads gathered, the state kept flat, each
+        param moved in place by its slice of the step."""
+        flat = self._flat
+        with flat.device.activate():
+            states = []
+            for name in self.slots:
+                buffer, views = flat.state(name, getattr(self, name), params, keys)
+                setattr(self, name, views)
+                states.append(buffer)
+            self._begin_update()
+            self._step(flat.params(params, keys), flat.gather(grads, keys), *states)
 
     def _state(self, name: str, params: Params, keys: list) -> Params:
         """State ``name`` laid out like ``params``: zeros at the first step; a restored
@@ -132,25 +174,6 @@ def _copy(value: Any) -> Any:
         return device.xp.asarray(value, copy=True, device=device.native)
 
 
-def _add(container: Params, key: Any, delta: Any) -> None:
-    """``container[key] += delta``, in place for an array, by rebinding the entry for a number
-    (a Python float, a NumPy scalar)."""
-    value = container[key]
-    if isinstance(value, numbers.Number):
-        container[key] = value + delta
-    else:
-        value += delta
-
-
-def _scale(container: Params, key: Any, factor: float) -> None:
-    """``container[key] *= factor``, in place for an array, by rebinding the entry for a number."""
-    value = container[key]
-    if isinstance(value, numbers.Number):
-        container[key] = value * factor
-    else:
-        value *= factor
-
-
 def _sqrt(value: Any) -> Any:
     return array_namespace(value).sqrt(value) if is_array_api_obj(value) else math.sqrt(value)
 
@@ -165,27 +188,26 @@ class SGD(Optimizer):
     def __init__(self, lr: float = 0.01) -> None:
         super().__init__(lr)
 
-    def _step(self, params: Params, grads: Params, keys: list) -> None:
-        for key in keys:
-            _add(params, key, -self.lr * grads[key])
+    def _step(self, param: Array, grad: Array) -> tuple:
+        param -= self.lr * grad
+        return (param,)
 
 
 class Momentum(Optimizer):
     """``v = momentum * v - lr * dW;  W += v`` (``0 <= momentum < 1``)."""
 
-    state_names = ("v",)
+    slots = state_names = ("v",)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
         super().__init__(lr)
         self.momentum = _unit_interval("momentum", momentum, low_open=False)
         self.v = None
 
-    def _step(self, params: Params, grads: Params, keys: list) -> None:
-        v = self._state("v", params, keys)
-        for key in keys:
-            _scale(v, key, self.momentum)
-            _add(v, key, -self.lr * grads[key])
-            _add(params, key, v[key])
+    def _step(self, param: Array, grad: Array, v: Array) -> tuple:
+        v *= self.momentum
+        v -= self.lr * grad
+        param += v
+        return param, v
 
 
 class Nesterov(Momentum):
@@ -193,34 +215,33 @@ class Nesterov(Momentum):
     old velocity first: ``W += momentum**2 * v - (1 + momentum) * lr * dW``, then
     ``v = momentum * v - lr * dW``."""
 
-    def _step(self, params: Params, grads: Params, keys: list) -> None:
-        v = self._state("v", params, keys)
+    def _step(self, param: Array, grad: Array, v: Array) -> tuple:
         m = self.momentum
-        for key in keys:
-            step = self.lr * grads[key]
-            _add(params, key, (m * m) * v[key])
-            _add(params, key, -(1.0 + m) * step)
-            _scale(v, key, m)
-            _add(v, key, -step)
+        step = self.lr * grad
+        param += (m * m) * v
+        param -= (1.0 + m) * step
+        v *= m
+        v -= step
+        return param, v
 
 
 class AdaGrad(Optimizer):
     """``h += dW**2;  W -= lr * dW / (sqrt(h) + 1e-7)``."""
 
-    state_names = ("h",)
+    slots = state_names = ("h",)
 
     def __init__(self, lr: float = 0.01) -> None:
         super().__init__(lr)
         self.h = None
 
-    def _step(self, params: Params, grads: Params, keys: list) -> None:
-        h = self._state("h", params, keys)
-        for key in keys:
-            self._accumulate(h, key, grads[key])
-            _add(params, key, -self.lr * grads[key] / (_sqrt(h[key]) + 1e-7))
+    def _step(self, param: Array, grad: Array, h: Array) -> tuple:
+        h = self._accumulate(h, grad)
+        param -= self.lr * grad / (_sqrt(h) + 1e-7)
+        return param, h
 
-    def _accumulate(self, h: Params, key: Any, grad: Array) -> None:
-        _add(h, key, grad * grad)
+    def _accumulate(self, h: Array, grad: Array) -> Array:
+        h += grad * grad
+        return h
 
 
 class RMSprop(AdaGrad):
@@ -231,9 +252,10 @@ class RMSprop(AdaGrad):
         super().__init__(lr)
         self.decay_rate = _unit_interval("decay_rate", decay_rate, low_open=True)
 
-    def _accumulate(self, h: Params, key: Any, grad: Array) -> None:
-        _scale(h, key, self.decay_rate)
-        _add(h, key, (1.0 - self.decay_rate) * grad * grad)
+    def _accumulate(self, h: Array, grad: Array) -> Array:
+        h *= self.decay_rate
+        h += (1.0 - self.decay_rate) * grad * grad
+        return h
 
 
 class Adam(Optimizer):
@@ -241,7 +263,8 @@ class Adam(Optimizer):
     ``lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t);  W -= lr_t * m / (sqrt(v) + 1e-7)``
     (``0 < beta1, beta2 < 1``)."""
 
-    state_names = ("iter", "m", "v")
+    slots = ("m", "v")
+    state_names = ("iter", *slots)
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999) -> None:
         super().__init__(lr)
@@ -251,15 +274,15 @@ class Adam(Optimizer):
         self.m = None
         self.v = None
 
-    def _step(self, params: Params, grads: Params, keys: list) -> None:
-        m, v = self._state("m", params, keys), self._state("v", params, keys)
+    def _begin_update(self) -> None:
         self.iter += 1
+
+    def _step(self, param: Array, grad: Array, m: Array, v: Array) -> tuple:
         lr_t = self.lr * math.sqrt(1.0 - self.beta2 ** self.iter) / (1.0 - self.beta1 ** self.iter)
-        for key in keys:
-            grad = grads[key]
-            _add(m, key, (1.0 - self.beta1) * (grad - m[key]))
-            _add(v, key, (1.0 - self.beta2) * (grad * grad - v[key]))
-            _add(params, key, -lr_t * m[key] / (_sqrt(v[key]) + 1e-7))
+        m += (1.0 - self.beta1) * (grad - m)
+        v += (1.0 - self.beta2) * (grad * grad - v)
+        param -= lr_t * m / (_sqrt(v) + 1e-7)
+        return param, m, v
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {

@@ -51,7 +51,8 @@ class Optimizer:
             expected, got = _shape("params", key, params[key]), _shape("grads", key, grads[key])
             if got != expected:
                 raise ValueError(f"grads[{key!r}]: expected shape {expected}, got {got}")
-        if self._flat.fits(params, grads, keys, {name: getattr(self, name) for name in self.slots}):
+        # SGD has no state: flat, it would only add a gather (NOTES.md entry 26)
+        if self.slots and self._flat.fits(params, grads, keys, {name: getattr(self, name) for name in self.slots}):
             self._update_flat(params, grads, keys)
         else:
             self._update_each(params, grads, keys)

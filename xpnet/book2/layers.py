@@ -14,6 +14,7 @@ from array_api_compat import array_namespace
 from array_api_compat import device as array_device
 
 from ..backend import device_of
+from ..functions import sigmoid
 from ..layers import Affine, Dropout, MatMul, Relu, Sigmoid, Softmax, SoftmaxWithLoss
 
 Array = Any
@@ -75,7 +76,7 @@ class SigmoidWithLoss:
         if tuple(t.shape) != tuple(x.shape):
             raise ValueError(f"t: expected one label per score, shape {tuple(x.shape)}, got {tuple(t.shape)}")
         self.t = xp.astype(t, x.dtype)
-        self.y = 1.0 / (1.0 + xp.exp(-x))
+        self.y = sigmoid(x)
         softplus = xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))  # -log(1 - y)
         self.loss = xp.sum(softplus - self.t * x) / x.shape[0]
         return self.loss

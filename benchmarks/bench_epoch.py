@@ -16,6 +16,7 @@ import time
 from _report import environment, markdown_table, write_result
 
 from xpnet import backend
+from xpnet.hostmem import keep_freed_host_memory
 from xpnet.nets import DeepConvNet, SimpleConvNet
 from xpnet.trainer import Trainer
 
@@ -70,12 +71,14 @@ def main() -> None:
     args = parser.parse_args()
 
     device = backend.get_device(args.device)
+    kept = keep_freed_host_memory()  # as the CLI does: the Trainer leaves the process's malloc alone
     models = list(MODELS) if args.model == "all" else [args.model]
     rows = [run(model, device, args.train_size, args.test_size, args.batch) for model in models]
     table = markdown_table(["model", "train samples/s", "epoch s", f"evaluate {args.test_size} s",
                             "peak host RSS MiB", "GPU pool MiB", "test acc (random data)"], rows)
     text = environment(device, title="xpnet epoch benchmark", args=vars(args),
-                       notes=["synthetic MNIST-shaped data; the accuracy column only shows the net ran"])
+                       notes=["synthetic MNIST-shaped data; the accuracy column only shows the net ran",
+                              f"glibc keeps freed memory (xpnet.hostmem.keep_freed_host_memory, as the CLI): {kept}"])
     text += f"\n## One epoch through the Trainer (batch {args.batch}, float32, Adam)\n\n{table}\n"
     print(text)
     if args.write:

@@ -3,7 +3,7 @@
 conv (30 filters 5x5) -> ReLU -> 2x2 max pool -> affine (100) -> ReLU -> affine (10),
 trained with Adam (lr 0.001), batches of 100, 20 epochs as in the book (about 99%
 test accuracy on full MNIST).  On a CPU an epoch of the 8,000-image sample takes about
-2 s on an idle 2-core machine (the README's Speed section: 5,187 images/s; 18-32 s were
+2-2.5 s on an idle 2-core machine (the README's Speed section: 3,400-4,800 images/s; 18-32 s were
 measured with the machine shared by other jobs), of full MNIST 7.5 times as long.  As in
 the book, train/test accuracy is measured on the first 1,000 images each epoch
 (``--evaluate-samples``; the epoch lines and the plot's legend say so), and the final

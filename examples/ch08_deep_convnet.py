@@ -3,7 +3,7 @@
 The book's VGG-like net (six 3x3 convolutions, He init, Dropout) trained with
 Adam (lr 0.001, batches of 100).  The book trains 20 epochs on full MNIST and
 reaches about 99.4% test accuracy; on a CPU an epoch of the 8,000-image sample
-takes about 10 s on an idle 2-core machine (852 images/s, the README's Speed section)
+takes about 11 s on an idle 2-core machine (760 images/s, the README's Speed section)
 and far longer on a busy one, so the default here is 3 epochs (``--epochs 20`` for the
 book's run, best on a GPU).  ``--weights`` skips training and loads saved
 parameters (.npz from this script, or the book's .pkl).

@@ -93,8 +93,7 @@ def one_hot(t: Array, num_classes: int, dtype: Any) -> Array:
     classes = xp.arange(num_classes, dtype=xp.int64 if xp.isdtype(t.dtype, "integral") else t.dtype,
                         device=array_device(t))
     rows = xp.astype(xp.reshape(t, (-1, 1)) == classes, dtype)
-    named = xp.sum(rows, axis=1, keepdims=True)  # 1 where the index names a class, else 0
-    return xp.where(named == 0, float("nan"), rows)
+    return rows / xp.sum(rows, axis=1, keepdims=True)  # a row that names no class: 0/0, NaN
 
 
 def as_one_hot(y: Array, t: Array) -> Array:

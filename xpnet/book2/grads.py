@@ -14,7 +14,7 @@ from ..checks import real
 
 Array = Any
 
-__all__ = ["remove_duplicate", "clip_grads"]
+__all__ = ["remove_duplicate", "shared_pairs", "merge_shared", "clip_grads"]
 
 
 def remove_duplicate(params: list[Array], grads: list[Array]) -> tuple[list[Array], list[Array]]:
@@ -23,25 +23,40 @@ def remove_duplicate(params: list[Array], grads: list[Array]) -> tuple[list[Arra
     A weight is shared when the same array appears twice, or when one 2-D weight
     equals another's transpose (weight tying: its gradient is added transposed).
     Returns new lists; the arrays in ``grads`` are not modified.  The transpose test
-    compares values, so it waits for the device, once per pair of transposed shapes.
+    compares values, so it waits for the device, once per pair of transposed shapes
+    (a training loop finds the pairs once with :func:`shared_pairs` and reuses them).
     """
     if len(params) != len(grads):
         raise ValueError(f"grads: expected {len(params)} gradients (one per param), got {len(grads)}")
-    params, grads = list(params), list(grads)
-    i = 0
-    while i < len(params):
-        j = i + 1
-        while j < len(params):
-            if params[i] is params[j]:
-                grads[i] = grads[i] + grads[j]
-            elif _transposed(params[i], params[j]):
-                grads[i] = grads[i] + grads[j].T
-            else:
-                j += 1
+    return merge_shared(params, grads, shared_pairs(params))
+
+
+def shared_pairs(params: list[Array]) -> list[tuple[int, int, bool]]:
+    """``(i, j, transposed)`` for every later param ``j`` that shares param ``i`` (the same
+    array, or its transpose by value), in the order :func:`merge_shared` applies them."""
+    pairs, taken = [], set()
+    for i in range(len(params)):
+        if i in taken:
+            continue
+        for j in range(i + 1, len(params)):
+            if j in taken:
                 continue
-            del params[j], grads[j]
-        i += 1
-    return params, grads
+            if params[i] is params[j] or _transposed(params[i], params[j]):
+                pairs.append((i, j, params[i] is not params[j]))
+                taken.add(j)
+    return pairs
+
+
+def merge_shared(params: list[Array], grads: list[Array],
+                 pairs: list[tuple[int, int, bool]]) -> tuple[list[Array], list[Array]]:
+    """New ``params``/``grads`` lists with each ``(i, j, transposed)`` of :func:`shared_pairs`
+    merged: ``grads[j]`` (transposed if so) added to ``grads[i]``, param ``j`` dropped."""
+    grads = list(grads)
+    for i, j, transposed in pairs:
+        grads[i] = grads[i] + (grads[j].T if transposed else grads[j])
+    dropped = {j for _, j, _ in pairs}
+    keep = [k for k in range(len(params)) if k not in dropped]
+    return [params[k] for k in keep], [grads[k] for k in keep]
 
 
 def _transposed(a: Array, b: Array) -> bool:

@@ -23,7 +23,7 @@ from typing import Any
 from ..backend import DeviceLike, Generator, device_of, get_device, to_device
 from ..checks import positive_int, real
 from . import config
-from .grads import clip_grads, remove_duplicate
+from .grads import clip_grads, merge_shared, remove_duplicate, shared_pairs
 
 Array = Any
 
@@ -52,6 +52,8 @@ class Trainer:
         self.loss_list: list[float] = []
         self.eval_interval = None
         self.current_epoch = 0
+        self._pairs_for: list[Array] = []  # the params the shared pairs below were found for
+        self._pairs: list[tuple[int, int, bool]] = []
 
     def fit(self, x: Array, t: Array, max_epoch: int = 10, batch_size: int = 32,
             max_grad: float | None = None, eval_interval: int | None = 20) -> None:
@@ -81,7 +83,7 @@ class Trainer:
                     idx = order[iters * batch_size:(iters + 1) * batch_size]
                     loss = model.forward(xp.take(x, idx, axis=0), xp.take(t, idx, axis=0))
                     model.backward()
-                    params, grads = remove_duplicate(model.params, model.grads)
+                    params, grads = merge_shared(model.params, model.grads, self._shared_pairs(model.params))
                     if max_grad is not None:
                         clip_grads(grads, max_grad)
                     optimizer.update(params, grads)
@@ -94,6 +96,14 @@ class Trainer:
                         self.loss_list.append(avg_loss)
                         total_loss, loss_count = 0.0, 0
                 self.current_epoch += 1
+
+    def _shared_pairs(self, params: list[Array]) -> list[tuple[int, int, bool]]:
+        """The book's ``remove_duplicate`` pairs, found once per set of param arrays (the
+        transpose test reads values back from the device: not at every step)."""
+        same = len(params) == len(self._pairs_for) and all(a is b for a, b in zip(params, self._pairs_for))
+        if not same:
+            self._pairs_for, self._pairs = list(params), shared_pairs(params)
+        return self._pairs
 
     def _on_device(self, x: Any, t: Any) -> tuple[Array, Array]:
         """``x`` and ``t`` on the trainer's device, once; floating ``x`` in the params' dtype."""

@@ -121,15 +121,7 @@ def most_similar(query: str, word_to_id: Mapping[str, int], id_to_word: Mapping[
         return None
     print("\n[query] " + query)
     similarity = cos_similarity(word_matrix, _floating(word_matrix)[word_to_id[query], :])
-    found = []
-    for i, value in _ranked(similarity, top + 1):
-        if id_to_word[i] == query:
-            continue
-        print(f" {id_to_word[i]}: {value}")
-        found.append((id_to_word[i], float(value)))
-        if len(found) >= top:
-            break
-    return found
+    return _print_top(similarity, id_to_word, top, skip=(query,))
 
 
 def analogy(a: str, b: str, c: str, word_to_id: Mapping[str, int], id_to_word: Mapping[int, str],
@@ -153,15 +145,7 @@ def analogy(a: str, b: str, c: str, word_to_id: Mapping[str, int], id_to_word: M
     similarity = xp.matmul(matrix, query)
     if answer is not None:
         print(f"==>{answer}:{to_numpy(similarity[word_to_id[answer]])[()]}")
-    found = []
-    for i, value in _ranked(similarity, top + 3):
-        if value != value or id_to_word[i] in (a, b, c):  # NaN, or a word of the question
-            continue
-        print(f" {id_to_word[i]}: {value}")
-        found.append((id_to_word[i], float(value)))
-        if len(found) >= top:
-            break
-    return found
+    return _print_top(similarity, id_to_word, top, skip=(a, b, c), skip_nan=True)
 
 
 def ppmi(C: Array, verbose: bool = False, eps: float = 1e-8) -> Array:
@@ -274,6 +258,21 @@ def _check_matrix(word_matrix: Array, id_to_word: Mapping[int, str]) -> None:
     if word_matrix.shape[0] != len(id_to_word):
         raise ValueError(f"word_matrix: expected {len(id_to_word)} rows (one per word of id_to_word), "
                          f"got {word_matrix.shape[0]}")
+
+
+def _print_top(similarity: Array, id_to_word: Mapping[int, str], top: int, skip: tuple[str, ...],
+               skip_nan: bool = False) -> list[tuple[str, float]]:
+    """Print and return the ``top`` best ``(word, score)`` of ``similarity``, passing over
+    the words of ``skip`` (and NaN scores with ``skip_nan``), as the book's loops do."""
+    found = []
+    for i, value in _ranked(similarity, top + len(skip)):
+        if (skip_nan and value != value) or id_to_word[i] in skip:
+            continue
+        print(f" {id_to_word[i]}: {value}")
+        found.append((id_to_word[i], float(value)))
+        if len(found) >= top:
+            break
+    return found
 
 
 def _ranked(scores: Array, count: int) -> list[tuple[int, Any]]:

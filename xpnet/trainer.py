@@ -52,6 +52,7 @@ from ._trainer_checks import (DEFAULT_OPTIMIZER_PARAM as _DEFAULT_OPTIMIZER_PARA
                               parameters_of as _parameters)
 from .backend import DeviceLike, Generator, device_of, get_device, to_device, to_numpy
 from .checks import one_of, positive_int, writable_file
+from .nets import Net
 from .optimizer import Optimizer
 from .plot import accuracy_label, plot_history
 
@@ -221,13 +222,12 @@ class Trainer:
         """Accuracy of the network on ``(x, t)`` as a Python float, in inference mode.
 
         ``x``, ``t`` may come from any array library and device (NumPy arrays after GPU
-        training, say): ``t`` is checked as the training labels were, and ``x`` goes to
-        the network's device ``eval_batch_size`` samples at a time.
-        """
+        training, say): ``t`` is checked as the training labels were, ``x`` goes to the
+        network's device ``eval_batch_size`` samples at a time."""
         x, t = check_pair("x", x, "t", t, tuple(self.x_train.shape[1:]), self.num_classes, self.device,
                           self.dtype, move_x=False)
-        if device_of(x) == self.device and x.dtype == self.dtype:
-            return self._accuracy(x, t, None)
+        if isinstance(self.network, Net) or (device_of(x) == self.device and x.dtype == self.dtype):
+            return self._accuracy(x, t, None)  # xpnet's nets move (and chunk) the batches themselves
         n, correct = int(x.shape[0]), 0.0
         for start in range(0, n, self.eval_batch_size):
             stop = min(start + self.eval_batch_size, n)

@@ -10,6 +10,15 @@ Both books' attribute styles name the same arrays: the first book's ``W``, ``b``
 ``grads[1]``.  Backward writes ``grads`` in place, so a second-book model that
 collected ``layer.grads`` once sees every step; parameterless layers have
 ``params = grads = []``.
+
+The layer protocol, which nets, checkpoints, summaries and device moves read:
+
+- ``params``/``grads``: lists, grads written in place by backward; names such as
+  ``W``/``dW`` through :class:`Slot`.
+- ``persistent``: a class attribute naming buffers that are saved and moved with the
+  net but not trained (BatchNormalization's running statistics); absent means none.
+- ``takes_train_flg = True``: ``forward(x, train_flg=True)`` behaves differently in
+  training (Dropout, BatchNormalization); absent means ``forward(x)``.
 """
 
 from __future__ import annotations
@@ -26,12 +35,16 @@ from .functions import as_one_hot, log_softmax, sigmoid, softmax
 
 Array = Any
 
-__all__ = ["Relu", "Sigmoid", "Affine", "MatMul", "Softmax", "SoftmaxWithLoss", "Dropout", "BatchNormalization",
+__all__ = ["Slot", "Relu", "Sigmoid", "Affine", "MatMul", "Softmax", "SoftmaxWithLoss", "Dropout", "BatchNormalization",
            "Convolution", "Pooling"]
 
 
-class _Slot:
-    """``layer.W`` as another name of ``layer.params[0]`` (``dW``: ``grads[0]``), read and set."""
+class Slot:
+    """``layer.W`` as another name of ``layer.params[0]`` (``dW``: ``grads[0]``), read and set.
+
+    A layer names its parameters with it: ``W, b = Slot("params", 0), Slot("params", 1)``
+    and ``dW, db = Slot("grads", 0), Slot("grads", 1)``.
+    """
 
     def __init__(self, store: str, index: int) -> None:
         self.store, self.index = store, index
@@ -98,8 +111,8 @@ class Affine:
     """
 
     input_grad = True
-    W, b = _Slot("params", 0), _Slot("params", 1)
-    dW, db = _Slot("grads", 0), _Slot("grads", 1)
+    W, b = Slot("params", 0), Slot("params", 1)
+    dW, db = Slot("grads", 0), Slot("grads", 1)
 
     def __init__(self, W: Array, b: Array) -> None:
         if W.ndim != 2:
@@ -135,7 +148,7 @@ class Affine:
 class MatMul:
     """``x @ W`` (second book); ``params = [W]``, ``grads = [dW]`` (written in place)."""
 
-    W, dW = _Slot("params", 0), _Slot("grads", 0)
+    W, dW = Slot("params", 0), Slot("grads", 0)
 
     def __init__(self, W: Array) -> None:
         if W.ndim != 2:
@@ -199,6 +212,8 @@ class Dropout:
     """Drops each unit with probability ``dropout_ratio`` (a real number in [0, 1)) in
     training; scales by ``1 - dropout_ratio`` at test time (the book's convention)."""
 
+    takes_train_flg = True
+
     def __init__(self, dropout_ratio: float = 0.5, *, rng: Generator | None = None) -> None:
         self.dropout_ratio = real("dropout_ratio", dropout_ratio, low=0.0, high=1.0, high_open=True)
         self.rng = rng or Generator()
@@ -229,9 +244,11 @@ class BatchNormalization:
     ``grads = [dgamma, dbeta]`` (written in place by backward).
     """
 
+    takes_train_flg = True
+    persistent = ("running_mean", "running_var")
     eps = 1e-6
-    gamma, beta = _Slot("params", 0), _Slot("params", 1)
-    dgamma, dbeta = _Slot("grads", 0), _Slot("grads", 1)
+    gamma, beta = Slot("params", 0), Slot("params", 1)
+    dgamma, dbeta = Slot("grads", 0), Slot("grads", 1)
 
     def __init__(self, gamma: Array, beta: Array, momentum: float = 0.9,
                  running_mean: Array | None = None, running_var: Array | None = None) -> None:

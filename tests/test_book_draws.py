@@ -27,7 +27,7 @@ def test_unseeded_generator_makes_the_books_calls_and_no_draw_at_construction():
     np.random.seed(0)
     g = backend.Generator()
     w = g.normal((3, 4), scale=0.01, dtype="float64")
-    mask = g.keep_mask((2, 5), 0.5, dtype="float64")
+    mask = g.keep_mask((2, 5), 0.5)
     u = g.uniform((2,), dtype="float64")
     perm = g.permutation(7)
     batch = g.integers(10, 4)

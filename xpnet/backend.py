@@ -384,17 +384,14 @@ class Generator:
         with device.activate():
             return xp.reshape(xp.astype(self._take(math.prod(shape), device), resolve_dtype(xp, dtype)), tuple(shape))
 
-    def keep_mask(self, shape: tuple[int, ...], ratio: float, *, dtype: Any = "float32",
-                  device: DeviceLike = "cpu") -> Array:
-        """1 where a uniform [0, 1) sample exceeds ``ratio``, else 0, as ``dtype``: Dropout's mask
-        (the book's ``np.random.rand(*shape) > ratio``, compared before any cast)."""
+    def keep_mask(self, shape: tuple[int, ...], ratio: float, *, device: DeviceLike = "cpu") -> Array:
+        """Where a uniform [0, 1) sample exceeds ``ratio`` (bool): Dropout's mask, the book's
+        ``np.random.rand(*shape) > ratio``."""
         device = get_device(device)
-        xp = device.xp
         if self._uses_book(device):
-            return device.asarray(np.random.rand(*shape) > ratio, dtype=dtype)
+            return device.asarray(np.random.rand(*shape) > ratio)
         with device.activate():
-            return xp.astype(xp.reshape(self._take(math.prod(shape), device) > ratio, tuple(shape)),
-                             resolve_dtype(xp, dtype))
+            return device.xp.reshape(self._take(math.prod(shape), device) > ratio, tuple(shape))
 
     def permutation(self, n: int, *, device: DeviceLike = "cpu") -> Array:
         """A random permutation of ``0..n-1`` (int64) on ``device`` (the book's ``np.random.permutation(n)``)."""

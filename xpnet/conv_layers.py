@@ -28,7 +28,7 @@ class Convolution:
     Forward: ``col = im2col(x).T``; ``out = col_W @ col + b`` with ``col_W = W.reshape(FN, -1)``.
     Backward: ``db = sum(dout)``, ``dW = (col @ dout.T).T`` (the book's ``col.T @ dout``,
     transposed), ``dx = col2im(col_W.T @ dout)``, or the same ``dx`` as a transposed
-    convolution where that is the smaller job (:func:`transposed_convolution_pays`).
+    convolution where it applies (:func:`transposed_convolution_applies`).
     ``input_grad = False`` (a net's first layer): backward skips ``dx`` and returns ``None``.
     """
 
@@ -76,7 +76,7 @@ class Convolution:
         write_grad(self, 0, xp.reshape(xp.matmul(self.col, dout_rows.T).T, (FN, C, FH, FW)))  # dW
         if not self.input_grad:
             return None
-        if transposed_convolution_pays(tuple(self.W.shape), self.stride, self.pad):
+        if transposed_convolution_applies(tuple(self.W.shape), self.stride, self.pad):
             dx, self.dout_col = dx_by_transposed_convolution(dout, self.W, self.pad, self.x_shape, self.dout_col)
             return dx
         dcol = xp.matmul(xp.reshape(self.W, (FN, -1)).T, dout_rows)
@@ -88,13 +88,12 @@ def _column(xp: Any, b: Array | float) -> Array | float:
     return b if isinstance(b, float) else xp.reshape(b, (-1, 1))
 
 
-def transposed_convolution_pays(W_shape: tuple[int, int, int, int], stride: int, pad: int) -> bool:
-    """Whether :func:`dx_by_transposed_convolution` applies (stride 1, square filters, pad
-    below the filter size) and is the smaller job: where ``FN <= C`` it is one product with
-    inner size ``C*FH*FW`` instead of col2im's thin product (inner size ``FN``) and its
-    ``FH*FW`` strided adds."""
+def transposed_convolution_applies(W_shape: tuple[int, int, int, int], stride: int, pad: int) -> bool:
+    """Whether :func:`dx_by_transposed_convolution` gives ``dx`` (stride 1, square filters, pad
+    below the filter size), which it does in a handful of operations where col2im takes
+    ``FH*FW`` strided adds (a GPU's launches), and as fast on the CPU."""
     FN, C, FH, FW = W_shape
-    return stride == 1 and FH == FW and pad < FH and FN <= C
+    return stride == 1 and FH == FW and pad < FH
 
 
 def dx_by_transposed_convolution(dout: Array, W: Array, pad: int, x_shape: tuple[int, ...],
@@ -118,8 +117,7 @@ class Pooling:
     The book's: ``col = im2col(x)`` seen as one window per row, ``out = max(col)``;
     backward sends each ``dout`` to its window's ``argmax`` (the first maximum wins ties)
     and folds the windows back with col2im.  In the channel-major columns a window's
-    pixels run along axis 1 of ``(C, pool_h*pool_w, N*out_h*out_w)``.  The ``argmax`` is
-    taken in backward, so inference does not pay for it.
+    pixels run along axis 1 of ``(C, pool_h*pool_w, N*out_h*out_w)``.
 
     Note: the default ``stride`` is 2.  The book's ``common/layers.py`` defaults to
     ``stride=1`` (overlapping windows), while every net of the book passes ``stride=2``.
@@ -133,6 +131,8 @@ class Pooling:
         self.params, self.grads = [], []
         self.x_shape = None
         self.col = None
+        self.out = None
+        self.ranks = None
 
     def forward(self, x: Array) -> Array:
         xp = array_namespace(x)
@@ -142,9 +142,10 @@ class Pooling:
         N, C, H, W = x.shape
         out_h = conv_output_size(H, self.pool_h, self.stride, self.pad)
         out_w = conv_output_size(W, self.pool_w, self.stride, self.pad)
+
         col = xp.reshape(self.col, (C, self.pool_h * self.pool_w, -1))
-        out = xp.max(col, axis=1)
-        out = xp.permute_dims(xp.reshape(out, (C, N, out_h, out_w)), (1, 0, 2, 3))
+        self.out = xp.max(col, axis=1)
+        out = xp.permute_dims(xp.reshape(self.out, (C, N, out_h, out_w)), (1, 0, 2, 3))
 
         self.x_shape = tuple(x.shape)
         return out
@@ -154,12 +155,31 @@ class Pooling:
         N, C, out_h, out_w = dout.shape
         pool_size = self.pool_h * self.pool_w
         col = xp.reshape(self.col, (C, pool_size, -1))
-        arg_max = xp.argmax(col, axis=1)  # (C, N*out_h*out_w)
 
-        arg_max = xp.reshape(arg_max, (C, 1, N, out_h, out_w))
-        window = xp.reshape(arange(pool_size, device=device_of(dout)), (1, pool_size, 1, 1, 1))
+        arg_max = argmax_mask(col, self.out, self._ranks(col))  # the book's arg_max, one-hot: (C, pool_size, M)
         dout = xp.permute_dims(dout, (1, 0, 2, 3))[:, None, ...]
-        dmax = xp.astype(window == arg_max, dout.dtype) * dout  # dout at each window's argmax, else 0
-        dcol = xp.reshape(dmax, (C * pool_size, -1))
+        dmax = xp.astype(xp.reshape(arg_max, (C, pool_size, N, out_h, out_w)), dout.dtype) * dout
+        dcol = xp.reshape(dmax, (C * pool_size, -1))  # dout at each window's argmax, else 0
         return fold(dcol, self.x_shape, self.pool_h, self.pool_w, self.stride, self.pad)  # col2im(dcol.T)
 
+    def _ranks(self, col: Array) -> Array:
+        """:func:`argmax_mask`'s ranks for this layer's windows, made once per device."""
+        if self.ranks is None or device_of(self.ranks) != device_of(col):
+            self.ranks = window_ranks(self.pool_h * self.pool_w, device_of(col))
+        return self.ranks
+
+def window_ranks(K: int, device: Any) -> Array:
+    """``K, K-1, ..., 1`` as ``(1, K, 1)`` (the first entry ranks highest), uint8 where K < 256."""
+    ranks = arange(K, device=device)
+    xp = array_namespace(ranks)
+    return xp.reshape(xp.astype(K - ranks, xp.uint8 if K < 256 else xp.int32), (1, K, 1))
+
+
+def argmax_mask(col: Array, col_max: Array, ranks: Array) -> Array:
+    """The book's ``argmax`` over axis 1 of ``col: (C, K, M)`` as a one-hot boolean mask: True at
+    the first of each column's K entries equal to ``col_max: (C, M)``.  A rank and a max (``ranks``
+    from :func:`window_ranks`) instead of ``argmax``, which NumPy runs many times slower
+    along a middle axis."""
+    xp = array_namespace(col, col_max)
+    rank = xp.astype(col == col_max[:, None, :], ranks.dtype) * ranks
+    return rank == xp.max(rank, axis=1, keepdims=True)

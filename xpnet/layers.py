@@ -198,8 +198,8 @@ class Dropout:
     def forward(self, x: Array, train_flg: bool = True) -> Array:
         if not train_flg:
             return x * (1.0 - self.dropout_ratio)
-        # the book's np.random.rand(*x.shape) > dropout_ratio, as 0/1 of x's dtype
-        self.mask = self.rng.keep_mask(tuple(x.shape), self.dropout_ratio, dtype=x.dtype, device=device_of(x))
+        keep = self.rng.keep_mask(tuple(x.shape), self.dropout_ratio, device=device_of(x))  # rand > ratio
+        self.mask = array_namespace(x).astype(keep, x.dtype)  # the book's boolean mask, as 1.0/0.0
         return x * self.mask
 
     def backward(self, dout: Array) -> Array:

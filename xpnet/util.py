@@ -175,7 +175,7 @@ _REUSE_ELEMENTS = 2**23  # 32 MiB of float32: glibc's largest mmap threshold
 
 def _reuse(out: Array | None, shape: tuple[int, int], dtype: Any) -> bool:
     """Whether :func:`unfold` fills ``out`` (its previous result) rather than stacking the
-    windows into a fresh array (``benchmarks/NOTES.md``, changes 10 and 18).
+    windows into a fresh array.
 
     One ``stack`` is one operation (a kernel launch on a GPU) where filling is one
     copy per filter offset, and on the CPU it is as fast, except for columns over

@@ -163,7 +163,14 @@ class Softmax:
 
 
 class SoftmaxWithLoss:
-    """Softmax + cross-entropy; ``t``: class indices ``(N,)`` or one-hot ``(N, C)``."""
+    """Softmax + cross-entropy; ``x: (N, C)``, ``t``: class indices ``(N,)`` or one-hot ``(N, C)``.
+
+    The book's: ``y = softmax(x)``, ``loss = cross_entropy_error(y, t)``, backward
+    ``(y - t) / batch_size``.  Two differences, both for sound numbers: ``t`` is always
+    one-hot here (:func:`as_one_hot`: indices become rows, an index naming no class a
+    NaN row, so the loss cannot look finite), and the log comes from ``log_softmax(x)``,
+    exact where ``softmax`` underflows to 0 (the book adds 1e-7 inside its log instead).
+    """
 
     def __init__(self) -> None:
         self.params, self.grads = [], []
@@ -175,12 +182,13 @@ class SoftmaxWithLoss:
         xp = array_namespace(x, t)
         self.t = as_one_hot(x, t)
         log_y = log_softmax(x)
-        self.y = xp.exp(log_y)
-        self.loss = -xp.sum(self.t * log_y) / x.shape[0]
+        self.y = xp.exp(log_y)  # softmax(x)
+        self.loss = -xp.sum(self.t * log_y) / x.shape[0]  # cross_entropy_error(y, t)
         return self.loss
 
     def backward(self, dout: Any = 1.0) -> Array:
-        return (self.y - self.t) * (dout / self.y.shape[0])
+        batch_size = self.t.shape[0]
+        return (self.y - self.t) * (dout / batch_size)
 
 
 class Dropout:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import types
 import warnings
@@ -30,7 +31,7 @@ DeviceLike = Union["Device", str, types.ModuleType, tuple]
 __all__ = [
     "Device", "DeviceError", "Generator", "get_device", "device_of", "cuda_available",
     "to_device", "reachable", "to_numpy", "resolve_dtype", "array_module", "CPU",
-    "zeros", "full", "arange", "zeros_like", "copy",
+    "zeros", "full", "arange", "zeros_like", "copy", "on_own_device",
 ]
 
 
@@ -137,6 +138,17 @@ def copy(x: Array) -> Array:
     device = device_of(x)
     with device.activate():
         return device.xp.asarray(x, copy=True, device=device.native)
+
+
+def on_own_device(method: Any) -> Any:
+    """Decorate ``method`` to run with ``self.device`` current: CuPy computes on the current GPU,
+    so an object on ``cuda:1`` makes it current for its work (elsewhere this changes nothing)."""
+    @functools.wraps(method)
+    def on_device(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self.device.activate():
+            return method(self, *args, **kwargs)
+
+    return on_device
 
 
 def cuda_available() -> bool:

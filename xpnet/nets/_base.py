@@ -9,7 +9,6 @@ A net subclasses :class:`Net`, builds its parameters with :meth:`Net._affine`,
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 from collections import OrderedDict
@@ -19,7 +18,7 @@ from array_api_compat import array_namespace, is_array_api_obj, is_writeable_arr
 
 from .. import functions, io
 from .._protocol import persistent, takes_train_flg
-from ..backend import Device, DeviceLike, Generator, device_of, full, get_device, to_numpy
+from ..backend import Device, DeviceLike, Generator, device_of, full, get_device, on_own_device, to_numpy
 from ..checks import positive_int
 from ..gradient import numerical_gradients
 from ..layers import Affine, BatchNormalization, Convolution, SoftmaxWithLoss
@@ -27,17 +26,6 @@ from ..summary import Summary, summary
 from ._args import floating_dtype
 
 Array = Any
-
-def _on_net_device(method: Any) -> Any:
-    """``method`` run with the net's device current: CuPy computes on the current GPU, so a
-    net on ``cuda:1`` must make it current for its work (elsewhere this changes nothing)."""
-    @functools.wraps(method)
-    def on_device(self: Net, *args: Any, **kwargs: Any) -> Any:
-        with self.device.activate():
-            return method(self, *args, **kwargs)
-
-    return on_device
-
 
 EVAL_MEMORY_BUDGET = 64 * 2**20
 """Bytes of a net's largest per-sample array (see :meth:`Net._chunk_size`) one inference pass
@@ -186,7 +174,7 @@ class Net:
             x = layer.forward(x, train_flg) if takes_train_flg(layer) else layer.forward(x)
         return x
 
-    @_on_net_device
+    @on_own_device
     def predict(self, x: Array, train_flg: bool = False) -> Array:
         """Scores before softmax, ``(N, output_size)``, in the net's dtype.
 
@@ -220,7 +208,7 @@ class Net:
         self._check_t(x, t, check_labels)
         return _follow(self._loss(x, t, train_flg), x)
 
-    @_on_net_device
+    @on_own_device
     def _loss(self, x: Array, t: Array, train_flg: bool) -> Array:
         """:meth:`loss` on the net's device, unchecked."""
         device = self.device
@@ -234,7 +222,7 @@ class Net:
     def _decayed_weights(self) -> list[Array]:
         return [value for key, value in self.params.items() if key.startswith("W")]
 
-    @_on_net_device
+    @on_own_device
     def accuracy(self, x: Array, t: Array, batch_size: int = 100, *, check_labels: bool = True) -> float:
         """Fraction of samples whose highest score is the label, as a Python float.
 
@@ -263,7 +251,7 @@ class Net:
             correct = hits if correct is None else correct + hits
         return int(correct) / n
 
-    @_on_net_device
+    @on_own_device
     def gradient(self, x: Array, t: Array, *, check_labels: bool = True) -> dict[str, Array]:
         """Gradients of :meth:`loss` (training mode) by backpropagation, keyed like ``params``,
         on the net's device (``x``/``t`` may live anywhere; ``check_labels`` as in :meth:`loss`).
@@ -285,7 +273,7 @@ class Net:
                     grads[key] = grads[key] + self.weight_decay_lambda * value
         return grads
 
-    @_on_net_device
+    @on_own_device
     def numerical_gradient(self, x: Array, t: Array, *, progress: bool | None = None) -> dict[str, Array]:
         """Gradients of :meth:`loss` (training mode) by central differences, keyed like ``params``.
 
@@ -344,7 +332,7 @@ class Net:
             arrays[key] = to_numpy(getattr(layer, attr))
         io.save_arrays(file_name, arrays)
 
-    @_on_net_device
+    @on_own_device
     def load_params(self, file_name: str | os.PathLike = "params.npz") -> None:
         """Load parameters written by :meth:`save_params` (``.npz``) or by the book (``.pkl``).
 

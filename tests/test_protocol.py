@@ -126,3 +126,21 @@ def test_an_optimizer_reused_on_other_params_says_so(foreach, change):
     other = {"W2": np.ones((2, 2)), "b1": np.ones(2)} if change == "keys" else {"W1": np.ones((3, 2)), "b1": np.ones(2)}
     with pytest.raises(ValueError, match="built for other params.*use a new optimizer"):
         opt.update(other, {k: np.ones_like(v) for k, v in other.items()})
+
+
+def test_creation_helpers_land_on_the_device(device):
+    from _checks import assert_on
+
+    assert_on(backend.zeros((2, 3), dtype="float32", device=device), device, "float32", (2, 3))
+    full = backend.full((4,), 1.5, dtype="float64", device=device)
+    assert_on(full, device, "float64", (4,))
+    xp_assert_close(full, np.full(4, 1.5))
+    ranks = backend.arange(5, device=device)
+    assert_on(ranks, device, shape=(5,))
+    np.testing.assert_array_equal(backend.to_numpy(ranks), np.arange(5))
+    like = backend.zeros_like(full)
+    assert_on(like, device, "float64", (4,))
+    copied = backend.copy(full)
+    assert_on(copied, device, "float64", (4,))
+    copied[...] = device.asarray(np.zeros(4), dtype="float64")
+    xp_assert_close(full, np.full(4, 1.5))  # a copy, not a view

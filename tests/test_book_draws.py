@@ -136,3 +136,12 @@ def test_seed_001_dropout_program_draws_as_the_books_dropout():
         runs.append(_run(program, namespace))
     assert len(runs[0]) == 2 * 3 and runs[0][0].startswith("train acc, test acc | ")
     assert runs[0] == runs[1]
+
+
+def test_a_saved_own_stream_continues_in_an_unseeded_generator():
+    seeded = backend.Generator(11)
+    state = seeded.state
+    expected = backend.to_numpy(seeded.normal((4,), dtype="float64"))
+    restored = backend.Generator()
+    restored.state = state
+    np.testing.assert_array_equal(backend.to_numpy(restored.normal((4,), dtype="float64")), expected)

@@ -458,6 +458,7 @@ class Generator:
             if self._rng is None:  # no draw from the global generator: the state replaces it
                 self._rng = np.random.Generator(np.random.PCG64())
             self._rng.bit_generator.state = host
+            self._book = False  # a saved stream continues as it was saved
         self._pool, self._pool_state, self._pool_used = None, value["pool"], value["pool_used"]
 
 

@@ -119,10 +119,20 @@ def test_bare_book_loop_reads_nothing(cpu_torch, name, optimizer):
     assert_no_reads(lambda: net.loss(*on_device))  # the book's ch06 loops call loss every step
 
 
-def test_trainer_train_step_reads_nothing(cpu_torch):
+def test_weight_decay_and_one_hot_labels_read_nothing(cpu_torch):
+    from xpnet.nets import MultiLayerNet
+
+    net, opt = MultiLayerNet(12, [8], 3, weight_decay_lambda=0.1, seed=0, device=cpu_torch), get_optimizer("SGD")
+    x, t = batch((12,))
+    xd, one_hot = cpu_torch.asarray(x), cpu_torch.asarray(np.eye(3, dtype=np.float32)[t])
+    assert_no_reads(lambda: opt.update(net.params, net.gradient(xd, one_hot)))
+
+
+@pytest.mark.parametrize("sampling", ["shuffle", "replacement"])
+def test_trainer_train_step_reads_nothing(cpu_torch, sampling):
     x, t = batch((12,), n=120)
     trainer = Trainer(NETS["MultiLayerNetExtend"][0]("cpu"), x, t, x[:20], t[:20], epochs=1, mini_batch_size=6,
-                      optimizer="Adam", verbose=False, device=cpu_torch, seed=0)
+                      optimizer="Adam", verbose=False, device=cpu_torch, seed=0, sampling=sampling)
     assert trainer.iter_per_epoch == 20
     counted = reads_per_step(trainer.train_step, warmup=2, steps=8)  # steps 3..10: inside the epoch
     assert [c.count for c in counted] == [0] * 8, "\n".join(c.where for c in counted)
@@ -186,7 +196,8 @@ def test_book2_fit_cbow_negative_sampling_reads_nothing(cpu_torch):
     trainer = Book2Trainer(model, optimizer, device=cpu_torch, seed=0)
     trainer.fit(contexts, target, max_epoch=1, batch_size=20, eval_interval=None)  # warm-up
     per_step, counted = reads_between_updates(
-        lambda: trainer.fit(contexts, target, max_epoch=2, batch_size=20, eval_interval=None), optimizer)
+        lambda: trainer.fit(contexts, target, max_epoch=2, batch_size=20, max_grad=1.0, eval_interval=None),
+        optimizer)
     assert len(per_step) == 2 * (len(target) // 20) - 1
     assert per_step == [0] * len(per_step), counted.where
 

@@ -16,7 +16,7 @@
 # (torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False).
 # Each step has its own time budget and is stopped with SIGINT (pytest then prints its summary);
 # a step that would start with under 20 s of the total budget (XPNET_LENT_BUDGET, default 450 s)
-# left is skipped, and summary.md says so.  A GPU that fails the CUDA preflight stops the run at
+# left is skipped, and summary.md says so (a dry run: twice each budget, 900 s).  A GPU that fails the CUDA preflight stops the run at
 # once (exit 1): no CPU rehearsal spends the lease.
 #
 # Usage: bash ci/gpu-lent.sh OUTDIR [--dry-run] [--commit SHA]
@@ -46,7 +46,7 @@ while [ "$#" -gt 0 ]; do
     shift
 done
 PY="${PYTHON:-python3}"
-BUDGET="${XPNET_LENT_BUDGET:-450}"
+BUDGET="${XPNET_LENT_BUDGET:-}"
 CPU_THREADS="${XPNET_CPU_THREADS:-4}"
 mkdir -p "$OUT" || exit 1
 OUT="$(cd "$OUT" && pwd)"
@@ -88,7 +88,9 @@ elif ! "$PY" -c "from xpnet import backend; print(backend.get_device('cuda'), 'p
     DRY="--dry-run"
     MODE="dry run on the CPU: no GPU answers here (see the CUDA preflight line)"
 fi
-if [ -n "$DRY" ]; then DEVICE=cpu; else DEVICE=cuda; fi
+# A dry run is not on the lease, and a CPU is slower: twice the time, small batches.
+if [ -n "$DRY" ]; then DEVICE=cpu; SCALE=2; else DEVICE=cuda; SCALE=1; fi
+BUDGET="${BUDGET:-$((450 * SCALE))}"
 
 {
     echo "# ci/gpu-lent.sh: $MODE"
@@ -122,6 +124,7 @@ step() {
     if [ "$left" -lt 20 ]; then
         echo "| $name | skipped: ${left} s of the budget left | - | - |" >>"$SUMMARY"; return 0
     fi
+    budget=$((budget * SCALE))
     [ "$budget" -gt "$left" ] && budget="$left"
     echo "== $name (budget ${budget} s)"
     start=$SECONDS
@@ -139,9 +142,9 @@ skip() { echo "| $1 | skipped: $2 | - | - |" >>"$SUMMARY"; echo "== $1: skipped 
 
 if [ -n "$DRY" ]; then
     TRAIN=(--epochs 1 --limit 1000); STEP=(--rounds 1 --min-time 0.01 --gap 0 --warmup 0 --no-layers)
-    BIG=200; EPOCH=(--model simple_convnet --train-size 500 --test-size 200); NOSYNC=(--warmup 1 --steps 1)
+    SMALL=20; BIG=50; EPOCH=(--model simple_convnet --train-size 500 --test-size 200); NOSYNC=(--warmup 1 --steps 1)
 else
-    TRAIN=(--epochs 5); STEP=(--rounds 5); BIG=1000; EPOCH=(); NOSYNC=()
+    TRAIN=(--epochs 5); STEP=(--rounds 5); SMALL=100; BIG=1000; EPOCH=(); NOSYNC=()
 fi
 TRAIN+=(--model simple_convnet --dataset mnist-sample --seed 0)
 
@@ -172,7 +175,7 @@ else
     verdict="FAILED: $DEVICE $gpu_acc, cpu $cpu_acc (more than 0.5 points apart)"; FAILED=1
 fi
 echo "| train accuracy, $DEVICE vs cpu | $verdict | - | train-gpu.log, train-cpu.log |" >>"$SUMMARY"
-step "bench_step --batch 100" 75 step-b100.md "$PY" benchmarks/bench_step.py --device "$DEVICE" --batch 100 "${STEP[@]}"
+step "bench_step --batch $SMALL" 75 step-b100.md "$PY" benchmarks/bench_step.py --device "$DEVICE" --batch "$SMALL" "${STEP[@]}"
 step "bench_epoch" 60 epoch.md "$PY" benchmarks/bench_epoch.py --device "$DEVICE" "${EPOCH[@]}"
 step "bench_step --batch $BIG" 45 step-b1000.md "$PY" benchmarks/bench_step.py --device "$DEVICE" --batch "$BIG" "${STEP[@]}" --no-layers
 

@@ -7,7 +7,8 @@ launches the next ones.  For SimpleConvNet and DeepConvNet this runs, after warm
 
 1. ``net.gradient`` + ``Adam.update`` (the book's loop: labels checked by default, batch on the
    GPU or on the host), and ``Trainer.train_step`` (within an epoch, between loss flushes),
-   under ``cupyx.allow_synchronize(False)``, which raises at the first sync CuPy sees (deprecated since CuPy 10: skipped with a note where it is gone);
+   under ``cupyx.allow_synchronize(False)``, which raises at the first sync CuPy sees
+   (deprecated since CuPy 10: skipped with a note where it is gone);
 2. one more step queued behind a kernel that keeps the GPU busy for ``--spin`` seconds: if the
    host gets through it before that kernel ends, it never waited for the GPU.  One step only:
    CUDA queues about a thousand launches, and a host launching more blocks on the full queue

@@ -142,9 +142,10 @@ skip() { echo "| $1 | skipped: $2 | - | - |" >>"$SUMMARY"; echo "== $1: skipped 
 
 if [ -n "$DRY" ]; then
     TRAIN=(--epochs 1 --limit 1000); STEP=(--rounds 1 --min-time 0.01 --gap 0 --warmup 0 --no-layers)
-    SMALL=20; BIG=50; EPOCH=(--model simple_convnet --train-size 500 --test-size 200); NOSYNC=(--warmup 1 --steps 1)
+    SMALL=20; BIG=20; ONLY=(--only xpnet); EPOCH=(--model simple_convnet --train-size 500 --test-size 200)
+    NOSYNC=(--warmup 1 --steps 1)
 else
-    TRAIN=(--epochs 5); STEP=(--rounds 5); SMALL=100; BIG=1000; EPOCH=(); NOSYNC=()
+    TRAIN=(--epochs 5); STEP=(--rounds 5); SMALL=100; BIG=1000; ONLY=(); EPOCH=(); NOSYNC=()
 fi
 TRAIN+=(--model simple_convnet --dataset mnist-sample --seed 0)
 
@@ -177,7 +178,7 @@ fi
 echo "| train accuracy, $DEVICE vs cpu | $verdict | - | train-gpu.log, train-cpu.log |" >>"$SUMMARY"
 step "bench_step --batch $SMALL" 75 step-b100.md "$PY" benchmarks/bench_step.py --device "$DEVICE" --batch "$SMALL" "${STEP[@]}"
 step "bench_epoch" 60 epoch.md "$PY" benchmarks/bench_epoch.py --device "$DEVICE" "${EPOCH[@]}"
-step "bench_step --batch $BIG" 45 step-b1000.md "$PY" benchmarks/bench_step.py --device "$DEVICE" --batch "$BIG" "${STEP[@]}" --no-layers
+step "bench_step --batch $BIG" 45 step-b1000.md "$PY" benchmarks/bench_step.py --device "$DEVICE" --batch "$BIG" "${STEP[@]}" "${ONLY[@]}" --no-layers
 
 files="$(cd "$OUT" && ls | wc -l)"
 if [ "$files" -gt 8 ]; then

@@ -296,8 +296,25 @@ def test_losses_defer_device_labels_and_check_host_labels_at_once(cpu_torch):
         F.cross_entropy_error(y, cpu_torch.asarray(bad))
     assert counted.count == 0
     with pytest.raises(ValueError, match=r"^t: expected one-hot rows of 3 values, 0s and a single 1, got row 1 "
-                                         r"in call 1 of cross_entropy_error since the last check"):
+                                         r"= \[0\.5, 0\.5, 0\] in call 1 of cross_entropy_error since the last check"):
         F.raise_pending_labels()
     F.raise_pending_labels()  # nothing pending now
     with pytest.raises(ValueError, match=r"got row 1 = \[0\.5, 0\.5, 0\]"):
         F.cross_entropy_error(backend.to_numpy(y), bad)
+
+
+def test_a_bad_label_is_reported_even_when_its_array_is_gone(cpu_torch):
+    """The device-side flag holds the verdict; only the last KEEP label arrays are kept to name
+    the label, so a bad batch further back (or one overwritten in place) is still an error."""
+    net = NETS["TwoLayerNet"][0](cpu_torch)
+    x = cpu_torch.asarray(batch((12,))[0])
+    with contextlib.suppress(ValueError):
+        F.raise_pending_labels()
+    buffer = cpu_torch.asarray(np.array([0, 1, 2, 3, 0, 1]))
+    net.loss(x, buffer)
+    buffer[3] = 2  # the learner's buffer is refilled in place: the array kept is fine now
+    for _ in range(F._PENDING.KEEP):
+        net.loss(x, cpu_torch.asarray(np.zeros(6, dtype=np.int64)))
+    with pytest.raises(ValueError, match=r"^t: expected class indices in 0\.\.2; a label given to TwoLayerNet\.loss "
+                                         r"in calls 1\.\.9 since the last check was not"):
+        F.raise_pending_labels()

@@ -23,6 +23,7 @@ Unchecked index labels that name no class still never give a finite loss:
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
 from array_api_compat import array_namespace, is_numpy_array
@@ -159,50 +160,43 @@ def raise_pending_labels() -> None:
 
 
 class _PendingLabels:
-    """Per device, one small array on that device: ``(found, value, label, call, site)`` of the
-    first bad label since the last read, folded in with ``where`` (no read) at every check."""
+    """Per device and call site: a 0-d boolean on the device, whether any label given there since
+    the last read was bad (five small kernels per check, no read), and the last ``KEEP`` label
+    arrays, re-checked on the host side of the read to name the bad label."""
+
+    KEEP = 8
 
     def __init__(self) -> None:
-        self.state: dict[str, Array] = {}
-        self.calls: dict[tuple[str, tuple], int] = {}  # (device, site) -> calls since the last read
-        self.sites: list[tuple[str, bool, int]] = []  # (where, one-hot, num_classes): few distinct
+        self.flags: dict[tuple, Array] = {}  # (device, where, one-hot, num_classes) -> any bad so far
+        self.calls: dict[tuple, int] = {}
+        self.kept: dict[tuple, collections.deque] = {}  # -> (call, t) of the last KEEP calls
 
     def add(self, t: Array, num_classes: int, where: str) -> None:
         xp = array_namespace(t)
-        one_hot_rows, flat, bad = _label_faults(t, num_classes)
-        if bad.shape[0] == 0:
-            return
-        key, site = device_of(t).name, (where, one_hot_rows, num_classes)
-        if site not in self.sites:
-            self.sites.append(site)
-        call = self.calls.get((key, site), 0) + 1
-        f64 = xp.float64
-        found = xp.astype(xp.any(bad), f64)
-        position = _first_true(xp, bad)
-        value = found * float("nan") if one_hot_rows else \
-            xp.reshape(xp.take(xp.astype(flat, f64), xp.reshape(position, (1,))), ())
-        zero = found * 0.0
-        row = xp.stack([found, value, xp.astype(position, f64), zero + call, zero + self.sites.index(site)])
-        old = self.state.get(key)
-        self.state[key] = row if old is None else xp.where(old[0:1] > 0.0, old, row)
-        self.calls[key, site] = call
+        one_hot_rows, _, bad = _label_faults(t, num_classes)
+        key = (device_of(t).name, where, one_hot_rows, num_classes)
+        found, old = xp.any(bad), self.flags.get(key)
+        self.flags[key] = found if old is None else old | found
+        self.calls[key] = call = self.calls.get(key, 0) + 1
+        self.kept.setdefault(key, collections.deque(maxlen=self.KEEP)).append((call, t))
 
     def raise_first(self) -> None:
-        states = list(self.state.values())
-        self.state.clear()
+        flags, calls, kept = dict(self.flags), dict(self.calls), dict(self.kept)
+        self.flags.clear()
         self.calls.clear()
-        for state in states:
-            found, value, index, call, site = to_numpy(state).tolist()
-            if not found:
+        self.kept.clear()
+        for key, flag in flags.items():
+            if not bool(to_numpy(flag)):
                 continue
-            where, one_hot_rows, num_classes = self.sites[int(site)]
-            since = f"in call {int(call)} of {where} since the last check"
-            if one_hot_rows:
-                raise ValueError(f"t: expected one-hot rows of {num_classes} values, 0s and a single 1, "
-                                 f"got row {int(index)} {since}")
-            value = int(value) if value.is_integer() else value
-            raise ValueError(f"t: expected class indices in 0..{num_classes - 1}, got {value} (label {int(index)}) "
-                             f"{since}")
+            _, where, one_hot_rows, num_classes = key
+            for call, t in kept[key]:
+                try:
+                    check_labels(t, num_classes)
+                except ValueError as exc:
+                    raise ValueError(f"{exc} in call {call} of {where} since the last check") from None
+            what = "one-hot rows of 0s and a single 1" if one_hot_rows else f"class indices in 0..{num_classes - 1}"
+            raise ValueError(f"t: expected {what}; a label given to {where} in calls 1..{calls[key]} since the last "
+                             f"check was not (the last {self.KEEP} arrays hold none now: changed in place?)")
 
 
 _PENDING = _PendingLabels()

@@ -57,17 +57,14 @@ class Device:
 
     def asarray(self, a: Any, dtype: Any = None) -> Array:
         """``a`` (array of any backend, or nested lists/scalars) on this device (``a`` itself if it is there)."""
-        if is_array_api_obj(a) and not isinstance(a, np.generic):
-            if array_namespace(a) is self.xp:
-                if array_api_compat.device(a) != self.native:
-                    with device_of(a).activate():
-                        a = _c_contiguous(a)
-                    with self.activate():
-                        a = array_api_compat.to_device(a, self.native)
-            else:  # a NumPy array moves as it is: the move is the one copy
-                a = self._from_host(a if isinstance(a, np.ndarray) else to_numpy(a))
-        else:
-            a = self._from_host(np.asarray(a))
+        if is_array_api_obj(a) and not isinstance(a, np.generic) and array_namespace(a) is self.xp:
+            if array_api_compat.device(a) != self.native:
+                with device_of(a).activate():
+                    a = _c_contiguous(a)
+                with self.activate():
+                    a = array_api_compat.to_device(a, self.native)
+        else:  # through the host; a NumPy array as it is (the move is the one copy)
+            a = self._from_host(a if isinstance(a, np.ndarray) else to_numpy(a))
         if dtype is not None:
             dtype = resolve_dtype(self.xp, dtype)
             if a.dtype != dtype:

@@ -28,9 +28,31 @@ def machine(device: backend.Device) -> str:
     return text
 
 
+FULL_FP32 = ("precision: full FP32 on both sides (TF32 off: torch.backends.cuda.matmul.allow_tf32=False, "
+             "torch.backends.cudnn.allow_tf32=False; CuPy CUPY_TF32=0)")
+
+
+def pin_full_fp32() -> str:
+    """Make xpnet (CuPy) and PyTorch compute in the same precision, full FP32: PyTorch's cuDNN
+    convolutions use TF32 by default on Ampere and later, CuPy's matmuls only with CUPY_TF32=1.
+    Call it before CuPy is imported; returns the note for the table."""
+    os.environ["CUPY_TF32"] = "0"
+    try:
+        import torch
+    except ImportError:
+        return FULL_FP32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return FULL_FP32
+
+
 def source() -> str:
-    """The commit timed, and whether ``xpnet/`` had uncommitted changes (they are timed too)."""
+    """The commit timed (``XPNET_COMMIT`` when the copy has no ``.git``, as on a lent GPU
+    machine), and whether ``xpnet/`` had uncommitted changes (they are timed too)."""
     root = RESULTS.parent.parent
+    given = os.environ.get("XPNET_COMMIT", "").strip()
+    if given and not (root / ".git").exists():
+        return f"git {given} (XPNET_COMMIT)"
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()

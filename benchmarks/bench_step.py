@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from _report import environment, markdown_table, write_result
+from _report import environment, markdown_table, pin_full_fp32, write_result
 
 from xpnet import backend, layers
 from xpnet.hostmem import keep_freed_host_memory
@@ -72,7 +72,7 @@ def xpnet_cases(device: backend.Device, x, t, dtype: str) -> dict[str, Callable[
         net = cls(dtype=dtype, seed=0, device=device)
         optimizer = Adam(lr=0.001)
 
-        def step(net=net, optimizer=optimizer):
+        def step(net=net, optimizer=optimizer):  # the book's loop (device labels: checked with no wait)
             optimizer.update(net.params, net.gradient(x, t))
 
         cases[f"{name} train step|xpnet"] = step
@@ -316,10 +316,11 @@ def main() -> None:
         parser.error(f"--only: unknown {', '.join(sorted(unknown))} (choose from {', '.join(LIBRARIES)})")
 
     pinned = args.malloc == "pinned" and keep_freed_host_memory()
+    precision = pin_full_fp32()
     device = backend.get_device(args.device)
     x, t = inputs(device, args.batch, args.dtype)
     cases = xpnet_cases(device, x, t, args.dtype) if "xpnet" in only else {}
-    notes = [f"each timed block follows a {args.gap:g} s idle gap and {args.warmup} untimed warm-up call(s) "
+    notes = [precision, f"each timed block follows a {args.gap:g} s idle gap and {args.warmup} untimed warm-up call(s) "
              "of the same case, so thread pools spinning after the previous case (OpenBLAS, OpenMP) "
              "are asleep and the case's own pool is awake"]
     if args.no_torch or "torch" not in only:
@@ -385,9 +386,8 @@ def main() -> None:
 
 
 def _ms(values: list[float] | None) -> str:
-    if not values:
-        return "-"
-    return f"{1e3 * statistics.median(values):.2f} [{1e3 * min(values):.2f}-{1e3 * max(values):.2f}]"
+    low, high = (1e3 * min(values), 1e3 * max(values)) if values else (0.0, 0.0)
+    return f"{1e3 * statistics.median(values):.2f} [{low:.2f}-{high:.2f}]" if values else "-"
 
 
 def _ratio(numerator: list[float] | None, denominator: list[float] | None) -> str:

@@ -19,6 +19,7 @@ if [ "${XPNET_GPU_NO_VENV:-0}" != "1" ]; then
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export CUPY_CACHE_DIR="${CUPY_CACHE_DIR:-$PWD/.cupy-cache}"
+export CUPY_TF32="${CUPY_TF32:-0}"  # full FP32 matmuls: the tolerances assume it
 python3 -c "from xpnet import backend; print('ci/gpu.sh:', backend.get_device('cuda'))" || exit 1
 if [ "$#" -eq 0 ]; then
     set -- tests -q -k "cupy or cuda" -p no:cacheprovider

@@ -5,9 +5,10 @@ device array) makes the host wait for every queued kernel, so the GPU idles whil
 launches the next ones.  For SimpleConvNet and DeepConvNet this runs, after warm-up steps
 (kernel compilation, lazily created Adam state, the random pool), a few steps two ways:
 
-1. ``net.gradient`` + ``Adam.update``, and ``Trainer.train_step`` (within an epoch, between
-   loss flushes), under ``cupyx.allow_synchronize(False)``, which raises at the first sync
-   CuPy sees (deprecated since CuPy 10: skipped with a note where it is gone);
+1. ``net.gradient`` + ``Adam.update`` (the book's loop: labels checked by default, batch on the
+   GPU or on the host), and ``Trainer.train_step`` (within an epoch, between loss flushes),
+   under ``cupyx.allow_synchronize(False)``, which raises at the first sync CuPy sees
+   (deprecated since CuPy 10: skipped with a note where it is gone);
 2. one more step queued behind a kernel that keeps the GPU busy for ``--spin`` seconds: if the
    host gets through it before that kernel ends, it never waited for the GPU.  One step only:
    CUDA queues about a thousand launches, and a host launching more blocks on the full queue
@@ -47,15 +48,22 @@ def steps(name: str, device: backend.Device, batch: int) -> dict[str, Callable[[
     t = rng.integers(10, batch, device=device)
     net, optimizer = NETS[name](seed=0, device=device), Adam(lr=0.001)
 
-    def bare() -> None:
-        optimizer.update(net.params, net.gradient(x, t))
+    def bare() -> None:  # the book's loop, as a learner writes it: the labels' check is on the GPU
+        grads = net.gradient(x, t)
+        optimizer.update(net.params, grads)
+
+    x_host, t_host = backend.to_numpy(x), backend.to_numpy(t)
+
+    def bare_host() -> None:  # the same with the batch on the host (the book's NumPy data): one upload
+        optimizer.update(net.params, net.gradient(x_host, t_host))
 
     size = 40 * batch  # 40 steps per epoch: warm-up and checks stay inside the first one
     x_train, t_train = rng.uniform((size, 1, 28, 28), device=device), rng.integers(10, size, device=device)
     trainer = Trainer(NETS[name](seed=0, device=device), x_train, t_train, x_train[:batch], t_train[:batch],
                       epochs=1, mini_batch_size=batch, optimizer="Adam", optimizer_param={"lr": 0.001},
                       verbose=False, device=device, seed=0)
-    return {"gradient + Adam.update": bare, "Trainer.train_step": trainer.train_step}
+    return {"gradient + Adam.update": bare, "gradient + Adam.update, NumPy batch": bare_host,
+            "Trainer.train_step": trainer.train_step}
 
 
 def guard_check(step: Callable[[], None], count: int) -> str:

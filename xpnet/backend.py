@@ -50,23 +50,23 @@ class Device:
     def __repr__(self) -> str:
         return f"Device({self.name!r})"
 
+    def __hash__(self) -> int:  # by name: equal devices have one, and cupy.cuda.Device has no __hash__
+        return hash(self.name)
+
     def activate(self) -> contextlib.AbstractContextManager:
         """Context in which creation calls land on this device (pins the GPU for CuPy)."""
         return self.native if array_api_compat.is_cupy_namespace(self.xp) else contextlib.nullcontext()
 
     def asarray(self, a: Any, dtype: Any = None) -> Array:
         """``a`` (array of any backend, or nested lists/scalars) on this device (``a`` itself if it is there)."""
-        if is_array_api_obj(a) and not isinstance(a, np.generic):
-            if array_namespace(a) is self.xp:
-                if array_api_compat.device(a) != self.native:
-                    with device_of(a).activate():
-                        a = _c_contiguous(a)
-                    with self.activate():
-                        a = array_api_compat.to_device(a, self.native)
-            else:
-                a = self._from_host(to_numpy(a))
-        else:
-            a = self._from_host(np.asarray(a))
+        if is_array_api_obj(a) and not isinstance(a, np.generic) and array_namespace(a) is self.xp:
+            if array_api_compat.device(a) != self.native:
+                with device_of(a).activate():
+                    a = _c_contiguous(a)
+                with self.activate():
+                    a = array_api_compat.to_device(a, self.native)
+        else:  # through the host; a NumPy array as it is (the move is the one copy)
+            a = self._from_host(a if isinstance(a, np.ndarray) else to_numpy(a))
         if dtype is not None:
             dtype = resolve_dtype(self.xp, dtype)
             if a.dtype != dtype:
@@ -80,12 +80,11 @@ class Device:
             self.native.synchronize()
         elif array_api_compat.is_torch_namespace(self.xp) and getattr(self.native, "type", "") == "cuda":
             import torch
-
             torch.cuda.synchronize(self.native)
 
     def _from_host(self, host: np.ndarray) -> Array:
-        with self.activate():
-            return self.xp.asarray(host, device=self.native)
+        with self.activate():  # one copy: to the GPU, or a CPU library's own (never a view of host)
+            return self.xp.asarray(host, device=self.native, copy=True)
 
 
 CPU = Device(array_api_compat.numpy, "cpu", "cpu")
@@ -152,14 +151,14 @@ def on_own_device(method: Any) -> Any:
 
 
 def cuda_available() -> bool:
-    """True when CuPy imports, a CUDA GPU answers and runs a kernel and a matmul."""
+    """True when CuPy imports and a CUDA GPU answers and passes the preflight (:func:`_preflight`)."""
     try:
         return _cuda_device(0) is not None
     except DeviceError:
         return False
 
 
-_PREFLIGHT: dict[int, str] = {}  # GPU index -> "" (it ran a kernel and a matmul) or why not
+_PREFLIGHT: dict[int, str] = {}  # GPU index -> "" (it ran the test computation) or why not
 
 
 def _cuda_device(index: int) -> Device:
@@ -185,7 +184,8 @@ def _cuda_device(index: int) -> Device:
     if _PREFLIGHT[index]:
         raise DeviceError(
             f"device 'cuda:{index}': the GPU answers but CuPy cannot run on it ({_PREFLIGHT[index]}); the CUDA "
-            'libraries (NVRTC, cuBLAS) are missing or do not match the driver: pip install "cupy-cuda12x[ctk]" '
+            'libraries (NVRTC, cuBLAS; the headers CUB and thrust compile with) are missing or do not match the '
+            'driver: pip install "cupy-cuda12x[ctk]" '
             "(CUDA 12; cupy-cuda13x[ctk] for CUDA 13), or use device='cpu' / device='auto'")
     import array_api_compat.cupy as cupy_xp
 
@@ -193,15 +193,21 @@ def _cuda_device(index: int) -> Device:
 
 
 def _preflight(cupy: Any, index: int) -> str:
-    """Run an elementwise kernel (compiled by NVRTC), a reduction and a matmul (cuBLAS) on GPU
-    ``index``; ``""`` when they give the right number, else what went wrong."""
+    """Run on GPU ``index`` each kind of kernel training needs: elementwise (NVRTC), matmul (cuBLAS),
+    axis reduction (CUB), sort (thrust); ``""`` when they give the right numbers, else what failed."""
+    stage = "an elementwise kernel (NVRTC)"
     try:
         with cupy.cuda.Device(index):
             a = cupy.arange(4, dtype=cupy.float32).reshape(2, 2)
-            value = float(cupy.matmul(a + 1.0, a).sum())
+            b, stage = a + 1.0, "a matmul (cuBLAS)"  # each stage names the next, the one that may fail
+            product, stage = cupy.matmul(b, a), "an axis reduction (CUB)"
+            columns, stage = product.sum(axis=0), "a sort (thrust)"
+            order, stage = (-columns).argsort(), "reading the results back"
+            got = [product.tolist(), columns.tolist(), order.tolist()]
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return "" if value == 34.0 else f"a test matmul gave {value}, not 34"
+        return f"{stage} failed: {type(exc).__name__}: {exc}"
+    expected = [[[4.0, 7.0], [8.0, 15.0]], [12.0, 22.0], [1, 0]]
+    return "" if got == expected else f"a test computation gave {got}, not {expected}"
 
 
 def get_device(spec: DeviceLike = "cpu", native: Any = None) -> Device:

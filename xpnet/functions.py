@@ -7,20 +7,29 @@ single sample ``x: (D,)`` works too.  Labels ``t`` are class indices ``(N,)`` or
 
 Label checks come in two parts.  The shape and dtype of ``t`` are checked
 everywhere (free: no data is read).  Its values (indices in ``0..C-1``, one-hot
-rows of 0s and 1s) are checked by :func:`check_labels`, which reads one number
-back from the device; the losses here call it on every call, the nets on every
-direct call, and the Trainer once, up front.  Unchecked index labels that name no
-class still never give a finite loss: :func:`as_one_hot` turns them into NaN rows.
+rows of 0s and 1s) are checked by one mechanism, in two forms:
+
+* :func:`check_labels` checks at once; on a GPU that reads one value back (a wait),
+  so the Trainer calls it once, up front, on all its labels;
+* :func:`check_labels_later`, what the losses here and the nets' ``loss``/``gradient``
+  call on every call: NumPy labels are checked at once on the host (free); labels
+  of any other library are checked on their device, and the verdict is read with
+  the next value a loop reads anyway (``accuracy``, or :func:`raise_pending_labels`),
+  so a training step never waits on the GPU for it.
+
+Unchecked index labels that name no class still never give a finite loss:
+:func:`as_one_hot` turns them into NaN rows.
 """
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, is_numpy_array
 from array_api_compat import device as array_device
 
-from .backend import np  # noqa: F401  (the book's star import of this module gives np)
+from .backend import device_of, np, to_numpy  # noqa: F401  (np: the book's star import of this module gives it)
 from .checks import positive_int
 
 Array = Any
@@ -100,7 +109,7 @@ def one_hot(t: Array, num_classes: int, dtype: Any) -> Array:
 def as_one_hot(y: Array, t: Array) -> Array:
     """Labels ``t`` (indices ``(N,)`` or ``(N, 1)``, or one-hot ``(N, C)``) as one-hot rows
     matching scores ``y: (N, C)``, in ``y``'s dtype.  Checks shapes, not values (no sync):
-    see :func:`check_labels`."""
+    see :func:`check_labels_later`."""
     xp = array_namespace(y, t)
     _check_label_dtype(t)
     n, classes = y.shape[0], y.shape[1]
@@ -118,18 +127,91 @@ def check_labels(t: Array, num_classes: int) -> None:
     ``t`` of shape ``(N, num_classes)`` is one-hot: each row must be 0s with a single 1.
     Otherwise ``t`` (``()``, ``(N,)`` or ``(N, 1)``) holds class indices: whole numbers in
     ``0..num_classes-1``.  Reads one boolean back from ``t``'s device (a sync on a GPU),
-    so a training loop checks its labels once, up front, not at every step.
+    so a training loop checks its labels once, up front, not at every step (or uses
+    :func:`check_labels_later`).
     """
+    xp = array_namespace(t)
+    one_hot_rows, flat, bad = _label_faults(t, num_classes)
+    if not bool(xp.any(bad)):
+        return
+    index = int(_first_true(xp, bad))
+    if one_hot_rows:
+        raise ValueError(f"t: expected one-hot rows of {num_classes} values, 0s and a single 1, got row {index} "
+                         f"= {_host_list(t[index, ...])}")
+    raise ValueError(f"t: expected class indices in 0..{num_classes - 1}, got {_host_list(flat[index])} "
+                     f"(label {index})")
+
+
+def check_labels_later(t: Array, num_classes: int, where: str) -> None:
+    """:func:`check_labels` without a wait: NumPy labels are checked now, on the host; labels of
+    any other library (a GPU's) on their device, without reading anything back.  The first bad
+    label found since the last read is raised by :func:`raise_pending_labels`, naming ``where``
+    (the function that was given it) and which call since the last check it was."""
+    if is_numpy_array(t):
+        check_labels(t, num_classes)
+        return
+    _PENDING.add(t, num_classes, where)
+
+
+def raise_pending_labels() -> None:
+    """Raise ``ValueError`` for the first bad label given to :func:`check_labels_later` since the
+    last call (one value read back per device that has pending checks); then forget them."""
+    _PENDING.raise_first()
+
+
+class _PendingLabels:
+    """Per device and call site: a 0-d boolean on the device, whether any label given there since
+    the last read was bad (five small kernels per check, no read), and the last ``KEEP`` label
+    arrays, re-checked on the host side of the read to name the bad label."""
+
+    KEEP = 8
+
+    def __init__(self) -> None:
+        self.flags: dict[tuple, Array] = {}  # (device, where, one-hot, num_classes) -> any bad so far
+        self.calls: dict[tuple, int] = {}
+        self.kept: dict[tuple, collections.deque] = {}  # -> (call, t) of the last KEEP calls
+
+    def add(self, t: Array, num_classes: int, where: str) -> None:
+        xp = array_namespace(t)
+        one_hot_rows, _, bad = _label_faults(t, num_classes)
+        key = (device_of(t).name, where, one_hot_rows, num_classes)
+        found, old = xp.any(bad), self.flags.get(key)
+        self.flags[key] = found if old is None else old | found
+        self.calls[key] = call = self.calls.get(key, 0) + 1
+        self.kept.setdefault(key, collections.deque(maxlen=self.KEEP)).append((call, t))
+
+    def raise_first(self) -> None:
+        flags, calls, kept = dict(self.flags), dict(self.calls), dict(self.kept)
+        self.flags.clear()
+        self.calls.clear()
+        self.kept.clear()
+        for key, flag in flags.items():
+            if not bool(to_numpy(flag)):
+                continue
+            _, where, one_hot_rows, num_classes = key
+            for call, t in kept[key]:
+                try:
+                    check_labels(t, num_classes)
+                except ValueError as exc:
+                    raise ValueError(f"{exc} in call {call} of {where} since the last check") from None
+            what = "one-hot rows of 0s and a single 1" if one_hot_rows else f"class indices in 0..{num_classes - 1}"
+            raise ValueError(f"t: expected {what}; a label given to {where} in calls 1..{calls[key]} since the last "
+                             f"check was not (the last {self.KEEP} arrays hold none now: changed in place?)")
+
+
+_PENDING = _PendingLabels()
+
+
+def _label_faults(t: Array, num_classes: int) -> tuple[bool, Array, Array]:
+    """``(one_hot, flat, bad)``: whether ``t`` is one-hot rows, ``t`` as one label per entry
+    (indices: flattened), and the boolean mask of its bad labels (rows), on ``t``'s device.
+    Raises for a wrong shape or dtype (free: no value is read)."""
     positive_int("num_classes", num_classes)
     xp = array_namespace(t)
     _check_label_dtype(t)
     if t.ndim == 2 and t.shape[1] == num_classes:
         bad = xp.any((t != 0) & (t != 1), axis=1) | (xp.sum(t, axis=1) != 1)
-        if bool(xp.any(bad)):
-            row = int(_first_true(xp, bad))
-            raise ValueError(f"t: expected one-hot rows of {num_classes} values, 0s and a single 1, got row {row} "
-                             f"= {_host_list(t[row, ...])}")
-        return
+        return True, t, bad
     if t.ndim > 2 or (t.ndim == 2 and t.shape[1] != 1):
         raise ValueError(f"t: expected class indices (N,) or (N, 1), or one-hot (N, {num_classes}), "
                          f"got shape {tuple(t.shape)}")
@@ -137,11 +219,7 @@ def check_labels(t: Array, num_classes: int) -> None:
     good = (flat >= 0) & (flat < num_classes)
     if xp.isdtype(flat.dtype, "real floating"):
         good = good & (xp.floor(flat) == flat)
-    bad = ~good
-    if bool(xp.any(bad)):
-        index = int(_first_true(xp, bad))
-        raise ValueError(f"t: expected class indices in 0..{num_classes - 1}, got {_host_list(flat[index])} "
-                         f"(label {index})")
+    return False, flat, ~good
 
 
 def _first_true(xp: Any, mask: Array) -> Array:
@@ -166,24 +244,24 @@ def _check_label_dtype(t: Array) -> None:
 
 def cross_entropy_error(y: Array, t: Array) -> Array:
     """Mean over the batch of ``-log(y[t])`` for probabilities ``y: (N, C)`` or ``(C,)``;
-    ``t`` is checked by :func:`check_labels` on every call.
+    ``t`` is checked by :func:`check_labels_later` on every call.
 
     ``1e-7`` is added inside the log (as in the book) so ``y == 0`` gives no ``log(0)``.
     """
     xp = array_namespace(y, t)
     y, t = _as_batch(y, t)
     labels = as_one_hot(y, t)
-    check_labels(t, y.shape[1])
+    check_labels_later(t, y.shape[1], "cross_entropy_error")
     return -xp.sum(labels * xp.log(y + 1e-7)) / y.shape[0]
 
 
 def softmax_loss(X: Array, t: Array) -> Array:
     """Cross-entropy of ``softmax(X)`` against ``t``, through :func:`log_softmax` (no log(0));
-    ``t`` is checked by :func:`check_labels` on every call."""
+    ``t`` is checked by :func:`check_labels_later` on every call."""
     xp = array_namespace(X, t)
     X, t = _as_batch(X, t)
     labels = as_one_hot(X, t)
-    check_labels(t, X.shape[1])
+    check_labels_later(t, X.shape[1], "softmax_loss")
     return -xp.sum(labels * log_softmax(X)) / X.shape[0]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, is_numpy_array
 from array_api_compat import device as array_device
 
 from .._protocol import zero_grads
@@ -60,6 +60,16 @@ def add_rows(idx: Array, values: Array, num_rows: int, *, one_hot_max: int = ONE
         present = xp.searchsorted(sorted_idx, rows, side="right") > first
         return xp.take(table, xp.where(present, first + 1, 0), axis=0)
 
+def _check_ids(flat: Array, vocab_size: int) -> None:
+    """Raise unless every id of the host (NumPy) array ``flat`` is in ``0..vocab_size-1``."""
+    xp = array_namespace(flat)
+    bad = (flat < 0) | (flat >= vocab_size)
+    if flat.shape[0] and bool(xp.any(bad)):
+        position = int(xp.argmax(xp.astype(bad, xp.int8)))
+        raise ValueError(f"idx: expected word ids in 0..{vocab_size - 1}, got {int(flat[position])} "
+                         f"(position {position})")
+
+
 class SigmoidWithLoss:
     """Sigmoid + binary cross-entropy; ``x: (N,)`` scores, ``t: (N,)`` labels 0/1.
 
@@ -90,7 +100,12 @@ class SigmoidWithLoss:
 class Embedding:
     """Rows of ``W: (V, D)``: ``forward(idx)`` is ``W[idx]``, ``idx`` integers of any shape
     -> ``idx.shape + (D,)``; backward adds ``dout`` into ``dW`` row by row (repeated
-    indices add up, see :func:`add_rows`).  ``params = [W]``, ``grads = [dW]``."""
+    indices add up, see :func:`add_rows`).  ``params = [W]``, ``grads = [dW]``.
+
+    Ids outside ``0..V-1`` (``-1`` included) name no word: NumPy ids are refused at once (a
+    check on the host, free); ids on a device, where a check would wait on it (and CuPy's
+    ``take`` wraps them round), give a row of NaN and no gradient, never another word's row.
+    """
 
     def __init__(self, W: Array) -> None:
         if W.ndim != 2:
@@ -104,8 +119,14 @@ class Embedding:
         xp = array_namespace(idx, W)
         if not xp.isdtype(idx.dtype, "integral"):
             raise TypeError(f"idx: expected integer indices, got dtype {idx.dtype}")
-        self.idx = idx
-        rows = xp.take(W, xp.reshape(idx, (-1,)), axis=0)
+        self.idx, flat, vocab = idx, xp.reshape(idx, (-1,)), W.shape[0]
+        if is_numpy_array(idx):
+            _check_ids(flat, vocab)
+            rows = xp.take(W, flat, axis=0)
+        else:
+            valid = (flat >= 0) & (flat < vocab)
+            rows = xp.take(W, xp.where(valid, flat, 0), axis=0)
+            rows = xp.where(valid[:, None], rows, float("nan"))
         return xp.reshape(rows, (*idx.shape, W.shape[1]))
 
     def backward(self, dout: Array) -> None:

@@ -93,7 +93,8 @@ class UnigramSampler:
         return xp.stack(removed[1:], axis=1)
 
     def _search(self, xp: Any, y: Array) -> Array:
-        return xp.clip(xp.searchsorted(self._cdf, y, side="right"), max=self.vocab_size - 1)
+        # xp.minimum, not array-api-compat's one-bound clip: on CuPy that reads a mask count back
+        return xp.minimum(xp.searchsorted(self._cdf, y, side="right"), self.vocab_size - 1)
 
 
 class EmbeddingDot:

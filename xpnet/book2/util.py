@@ -171,7 +171,7 @@ def ppmi(C: Array, verbose: bool = False, eps: float = 1e-8) -> Array:
         expected = column[start:stop, None] * column[None, :]
         known = expected > 0
         ratio = xp.where(known, counts[start:stop, :] * total / xp.where(known, expected, 1.0), 0.0)
-        blocks.append(xp.astype(xp.clip(xp.log2(ratio + eps), min=0.0), xp.float32))
+        blocks.append(xp.astype(xp.maximum(xp.log2(ratio + eps), 0.0), xp.float32))  # not clip: a read on CuPy
         if verbose:
             print(f"{100 * stop / vocab_size:.1f}% done")
     return xp.concat(blocks, axis=0) if len(blocks) > 1 else blocks[0]

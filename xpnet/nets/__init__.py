@@ -5,7 +5,7 @@ Every net takes the book's constructor arguments plus keyword-only ``dtype``
 ``loss``, ``accuracy(x, t, batch_size=100)``, ``gradient``,
 ``numerical_gradient``, ``summary``, ``save_params`` and ``load_params``.
 All are subclasses of :class:`Net`, whose ``loss``/``accuracy``/``gradient``
-take a keyword-only ``check_labels`` (see :func:`xpnet.functions.check_labels`).
+take a keyword-only ``check_labels`` (see :func:`xpnet.functions.check_labels_later`).
 """
 
 from ._base import Net

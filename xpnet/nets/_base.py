@@ -43,9 +43,10 @@ class Net:
 
     ``predict``/``loss``/``accuracy`` take arrays from any backend and device and
     answer in the input's (outputs follow inputs).  Labels: every direct
-    ``loss``/``accuracy``/``gradient`` call checks their values
-    (:func:`xpnet.functions.check_labels`, one read-back); a loop that checked once
-    passes ``check_labels=False`` and then nothing is read back per step.
+    ``loss``/``gradient`` call checks their values without a wait
+    (:func:`xpnet.functions.check_labels_later`: device labels are reported by the next
+    ``accuracy``), ``accuracy`` at once; a loop that checked once may pass
+    ``check_labels=False``.
     """
 
     weight_decay_lambda: float = 0.0
@@ -144,15 +145,18 @@ class Net:
                 if self._flat_input else f"(N, {', '.join(map(str, self.input_shape))})"
             raise ValueError(f"x: expected shape {expected}, got {tuple(x.shape)}")
 
-    def _check_t(self, x: Array, t: Any, values: bool) -> None:
-        """Shape (and dtype) of ``t`` always; its values (one sync) when ``values``."""
+    def _check_t(self, x: Array, t: Any, values: bool, where: str | None = None) -> None:
+        """Shape (and dtype) of ``t`` always; its values when ``values``: at once (one sync), or
+        for method ``where`` without a wait (:func:`xpnet.functions.check_labels_later`)."""
         if not is_array_api_obj(t):
             raise TypeError(f"t: expected an array, got {type(t).__name__}")
         n, classes = x.shape[0], self.num_classes
         if not (t.ndim == 1 or (t.ndim == 2 and t.shape[1] in (1, classes))) or t.shape[0] != n:
             raise ValueError(f"t: expected {n} labels (one per sample of x) as indices ({n},) or ({n}, 1), "
                              f"or one-hot ({n}, {classes}), got shape {tuple(t.shape)}")
-        if values:
+        if values and where is not None:
+            functions.check_labels_later(t, classes, f"{type(self).__name__}.{where}")
+        elif values:
             functions.check_labels(t, classes)
 
     def _as_input(self, x: Array) -> Array:
@@ -201,11 +205,11 @@ class Net:
         over the weights: a 0-d array in ``x``'s namespace, on its device.
 
         ``x`` and ``t`` may live anywhere (they are moved to the net's device).
-        ``check_labels``: check the values of ``t`` (:func:`xpnet.functions.check_labels`,
-        one sync); a training loop that checked its labels once passes ``False``.
+        ``check_labels``: check the values of ``t`` (:func:`xpnet.functions.check_labels_later`:
+        no wait); a training loop that checked its labels once may pass ``False``.
         """
         self._check_x(x)
-        self._check_t(x, t, check_labels)
+        self._check_t(x, t, check_labels, "loss")
         return _follow(self._loss(x, t, train_flg), x)
 
     @on_own_device
@@ -232,6 +236,7 @@ class Net:
         ``batch_size``.  ``t``: indices or one-hot; ``check_labels`` as in :meth:`loss`.
         """
         positive_int("batch_size", batch_size)
+        functions.raise_pending_labels()  # it reads a value anyway: the deferred checks' verdict too
         self._check_x(x)
         self._check_t(x, t, check_labels)
         n = x.shape[0]
@@ -261,7 +266,7 @@ class Net:
         the Trainer logs it, so a training step needs no second forward pass).
         """
         self._check_x(x)
-        self._check_t(x, t, check_labels)
+        self._check_t(x, t, check_labels, "gradient")
         self.last_loss = self._loss(x, t, True)
         dout = self.last_layer.backward(1.0)
         for layer in reversed(list(self._sequence())):

@@ -1,14 +1,12 @@
-"""The Trainer's checks of its arguments and data, run once in its constructor (and by ``Trainer.evaluate``):
-shapes, emptiness, NaN/inf (naming the array and the first bad row), labels (range, sign,
-integer type), and batch sizes that would hand BatchNorm a single sample.
-
-Labels are checked here once, so training steps need no per-step check (on a GPU each
-such check would wait on the device).
+"""The training loop's checks of arguments, output paths and data, run once before the first
+step (and by ``Trainer.evaluate``): shapes, emptiness, NaN/inf (naming the array and the first
+bad row), labels (range, sign, integer type; once, so steps need no per-step check), output
+paths (compared by their resolved real path), and batch sizes that would hand BatchNorm a
+single sample.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import types
 from typing import Any, Mapping
@@ -16,22 +14,47 @@ from typing import Any, Mapping
 from array_api_compat import array_namespace, is_array_api_obj
 
 from .backend import Device
-from .checkpoint import buffers
+from .checks import writable_file
 from .functions import check_labels
 from .optimizer import get_optimizer
 
 Array = Any
 
-__all__ = ["check_data", "check_pair", "check_batches", "expected_input", "check_resume", "make_optimizer",
-           "check_network", "check_progress", "DEFAULT_OPTIMIZER_PARAM"]
+__all__ = ["check_data", "check_pair", "check_batches", "check_outputs", "first_nonfinite_row", "expected_input",
+           "check_resume", "make_optimizer", "check_network", "DEFAULT_OPTIMIZER_PARAM"]
 
 DEFAULT_OPTIMIZER_PARAM: Mapping[str, float] = types.MappingProxyType({"lr": 0.01})
 
 
-def check_data(network: Any, device: Device, dtype: Any, x_train: Any, t_train: Any, x_test: Any, t_test: Any
-               ) -> tuple[Array, Array, Array | None, Array | None, int]:
-    """``(x_train, t_train, x_test, t_test, num_classes)`` on ``device`` (x cast to ``dtype``),
-    after every check; ``x_test``/``t_test`` may both be ``None``."""
+def check_outputs(paths: Mapping[str, Any], *, others: Mapping[str, Any] = types.MappingProxyType({})
+                  ) -> dict[str, str | None]:
+    """Each of a run's output ``paths`` (name -> path or ``None``) checked writable; two that
+    resolve to the same real file (``a.npz``, ``./a.npz``, a symlink), among them or with
+    ``others`` (outputs written by someone else, e.g. the CLI's), are refused naming both."""
+    checked = {name: None if path is None else writable_file(name, path) for name, path in paths.items()}
+    seen: dict[str, str] = {os.path.realpath(os.fspath(p)): name for name, p in others.items()}
+    for name, path in checked.items():
+        if path is None:
+            continue
+        real = os.path.realpath(path)
+        if real in seen:
+            raise ValueError(f"{name}: {path!r} is the same file as {seen[real]}; each output needs its own file")
+        seen[real] = name
+    return checked
+
+
+def make_folders(paths: Mapping[str, str | None]) -> None:
+    """Create the folders of the checked output ``paths``."""
+    for path in paths.values():
+        if path is not None:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+
+def check_data(network: Any, device: Device, dtype: Any, x_train: Any, t_train: Any, x_test: Any, t_test: Any,
+               validation_split: float = 0.0) -> tuple[Array, ...]:
+    """``(x_train, t_train, x_val, t_val, x_test, t_test, num_classes)`` on ``device`` (x cast to
+    ``dtype``) after every check; the last ``validation_split`` of the training rows become the
+    validation set (``None`` without); ``x_test``/``t_test`` may both be ``None``."""
     if (x_test is None) != (t_test is None):
         raise ValueError("x_test, t_test: give both or neither (None: no test evaluation)")
     with device.activate():
@@ -45,7 +68,16 @@ def check_data(network: Any, device: Device, dtype: Any, x_train: Any, t_train: 
         if x_test is not None:
             x_test, t_test = check_pair("x_test", x_test, "t_test", t_test, sample_shape, num_classes, device,
                                         dtype, like="x_train")
-    return x_train, t_train, x_test, t_test, num_classes
+        n = int(x_train.shape[0])
+        held = int(n * validation_split)
+        if validation_split and not 0 < held < n:
+            raise ValueError(f"validation_split: {validation_split} of {n} training samples holds out {held}; "
+                             "choose a fraction that keeps at least one sample on each side")
+        x_val = t_val = None
+        if held:
+            x_train, x_val, t_train, t_val = x_train[:n - held, ...], x_train[n - held:, ...], \
+                t_train[:n - held, ...], t_train[n - held:, ...]
+    return x_train, t_train, x_val, t_val, x_test, t_test, num_classes
 
 
 def check_pair(x_name: str, x: Any, t_name: str, t: Any, sample_shape: tuple[int, ...], num_classes: int,
@@ -66,16 +98,16 @@ def check_pair(x_name: str, x: Any, t_name: str, t: Any, sample_shape: tuple[int
         if tuple(x.shape[1:]) != sample_shape:
             raise ValueError(f"{x_name}: expected samples of shape {sample_shape} (as {like}), "
                              f"got {tuple(x.shape[1:])}")
-        row = _first_nonfinite_row(x)
+        row = first_nonfinite_row(x)
         if row is not None:
             raise ValueError(f"{x_name}: row {row} holds NaN or inf (as {x.dtype}); the data must be finite")
         return x, _checked_labels(t_name, t, num_classes, device, dtype)
 
 
-def check_batches(network: Any, train_size: int, batch_size: int, sampling: str) -> None:
-    """Refuse batch sizes that give a net with BatchNorm a one-sample training batch (its batch
-    variance is 0: it would output ``beta`` and learn a zero running variance)."""
-    if not buffers(network):
+def check_batches(has_buffers: bool, train_size: int, batch_size: int, sampling: str) -> None:
+    """Refuse batch sizes that give a net with BatchNorm (``has_buffers``) a one-sample training
+    batch (its batch variance is 0: it would output ``beta`` and learn a zero running variance)."""
+    if not has_buffers:
         return
     if sampling == "replacement" or train_size <= batch_size:
         last = min(batch_size, train_size)
@@ -114,7 +146,7 @@ def _num_classes(network: Any, x_train: Array) -> int:
     return int(scores.shape[1])
 
 
-def _first_nonfinite_row(x: Array) -> int | None:
+def first_nonfinite_row(x: Array) -> int | None:
     """Index of the first sample holding NaN or inf, or ``None`` (one host transfer)."""
     xp = array_namespace(x)
     if not xp.isdtype(x.dtype, "real floating"):
@@ -160,6 +192,9 @@ def make_optimizer(optimizer: str | Any, optimizer_param: Mapping[str, float]) -
         if not isinstance(optimizer_param, Mapping):
             raise TypeError(f"optimizer_param: expected a dict such as {{'lr': 0.01}}, "
                             f"got {type(optimizer_param).__name__}")
+        if "learning_rate" in optimizer_param:
+            raise TypeError("optimizer_param: the learning rate is called 'lr' here (as in the book): "
+                            f"optimizer_param={{'lr': {optimizer_param['learning_rate']!r}}}")
         return get_optimizer(optimizer, **dict(optimizer_param))
     if not callable(getattr(optimizer, "update", None)):
         raise TypeError(f"optimizer: expected a name or an object with update(params, grads), "
@@ -170,12 +205,6 @@ def make_optimizer(optimizer: str | Any, optimizer_param: Mapping[str, float]) -
     return optimizer
 
 
-def check_progress(progress: Any) -> None:
-    """``progress`` must be ``None``, a bool or a callable."""
-    if not (progress is None or isinstance(progress, bool) or callable(progress)):
-        raise TypeError(f"progress: expected None, a bool or a callable, got {type(progress).__name__}")
-
-
 def check_network(network: Any) -> None:
     missing = [name for name in ("gradient", "loss", "predict", "accuracy")
                if not callable(getattr(network, name, None))]
@@ -184,11 +213,3 @@ def check_network(network: Any) -> None:
     params = getattr(network, "params", None)
     if not isinstance(params, dict) or not params:
         raise TypeError("network: expected a non-empty dict network.params of parameter arrays")
-
-
-def parameters_of(function: Any) -> Mapping[str, Any]:
-    """The parameters of ``function``'s signature (none when it has no signature)."""
-    try:
-        return inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return {}

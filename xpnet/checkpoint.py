@@ -124,11 +124,10 @@ def load(loop: Any, path: PathLike) -> None:
     _check_arrays(arrays, expected, where)
     state = _check_optimizer(loop.optimizer, arrays, meta, loop.params, where)
     order = arrays.get("sampler/order")
-    if order is not None and tuple(order.shape) != (loop.sampler.n,):
-        raise CheckpointError(f"{where}: sampler/order has shape {tuple(order.shape)}, the data has {loop.sampler.n} rows")
-    if set(meta["generators"]) != set(loop.generators):
-        raise CheckpointError(f"{where}: random generators {sorted(meta['generators'])} do not match "
-                              f"the network's {sorted(loop.generators)}")
+    _require(order is None or tuple(order.shape) == (loop.sampler.n,), where,
+             f"sampler/order does not fit the {loop.sampler.n} rows of the data")
+    _require(set(meta["generators"]) == set(loop.generators), where, f"random generators "
+             f"{sorted(meta['generators'])} do not match the network's {sorted(loop.generators)}")
     for name, value in [("rng", meta["rng"]), *((f"generators[{k!r}]", v) for k, v in meta["generators"].items())]:
         _check_generator_state(name, value, where)
 
@@ -152,49 +151,45 @@ def load(loop: Any, path: PathLike) -> None:
     loop.restore(meta, meta["history"])
 
 
+def _require(ok: Any, where: str, what: str) -> None:
+    if not ok:
+        raise CheckpointError(f"{where}: {what}")
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _meta(arrays: dict[str, Any], where: str, loop: Any) -> dict[str, Any]:
-    raw = arrays.get("meta")
-    if raw is None:
-        raise CheckpointError(f"{where}: not a Trainer checkpoint (no 'meta' entry)")
+    _require("meta" in arrays, where, "not a Trainer checkpoint (no 'meta' entry)")
     try:
-        meta = json.loads(raw.tobytes().decode("utf-8"))
+        meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CheckpointError(f"{where}: its 'meta' entry is not valid JSON ({type(exc).__name__})") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{where}: its 'meta' entry is not a JSON object")
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{where}: format {meta.get('format')!r}, this version of xpnet reads {FORMAT} "
-                              "(a checkpoint of an earlier xpnet: start a new run, or resume with that version)")
-    missing = [key for key in _META if key not in meta]
-    if missing:
-        raise CheckpointError(f"{where}: its metadata lacks {missing}")
+    _require(isinstance(meta, dict), where, "its 'meta' entry is not a JSON object")
+    _require(meta.get("format") == FORMAT, where, f"format {meta.get('format')!r}, this version of xpnet reads "
+             f"{FORMAT} (a checkpoint of an earlier xpnet: start a new run, or resume with that version)")
+    _require(set(_META) <= set(meta), where, f"its metadata lacks {[key for key in _META if key not in meta]}")
     for key in (*_COUNTERS, "time_idx"):
-        if isinstance(meta[key], bool) or not isinstance(meta[key], int) or meta[key] < 0:
-            raise CheckpointError(f"{where}: metadata {key!r} must be an int >= 0, got {meta[key]!r}")
+        _require(_count(meta[key]), where, f"metadata {key!r} must be an int >= 0, got {meta[key]!r}")
     history = meta["history"]
-    if not isinstance(history, dict) or set(history) != set(loop.history):
-        raise CheckpointError(f"{where}: metadata 'history' must hold exactly {sorted(loop.history)}")
+    _require(isinstance(history, dict) and set(history) == set(loop.history), where,
+             f"metadata 'history' must hold exactly {sorted(loop.history)}")
     for key, values in history.items():
-        if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                   for v in values):
-            raise CheckpointError(f"{where}: metadata history[{key!r}] must be a list of numbers")
+        _require(isinstance(values, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                  for v in values), where, f"metadata history[{key!r}] must be a list of numbers")
     lengths = {"train_loss_list": meta["iteration"], **loop.history_lengths(meta["epoch"], meta["iteration"])}
-    if any(len(history[key]) != n for key, n in lengths.items()) or meta["epoch_iter"] > meta["iteration"]:
-        raise CheckpointError(f"{where}: its history does not match its epoch {meta['epoch']} "
-                              f"and iteration {meta['iteration']}")
-    optimizer = meta["optimizer"]
-    if not (isinstance(optimizer, dict) and isinstance(optimizer.get("class"), str)
-            and isinstance(optimizer.get("scalars"), dict)):
-        raise CheckpointError(f"{where}: metadata 'optimizer' must be {{'class': str, 'scalars': dict}}")
-    best = meta["best"]
-    if best is not None and not (isinstance(best, dict) and set(best) == {"epoch", "metric", "value"}
-                                 and isinstance(best["epoch"], int) and isinstance(best["value"], (int, float))
-                                 and isinstance(best["metric"], str)):
-        raise CheckpointError(f"{where}: metadata 'best' must be null or {{'epoch', 'metric', 'value'}}")
-    if best is None and any(key.startswith("best/") for key in arrays):
-        raise CheckpointError(f"{where}: holds a best state but its metadata has no 'best' entry")
-    if not isinstance(meta["generators"], dict):
-        raise CheckpointError(f"{where}: metadata 'generators' must be an object")
+    _require(all(len(history[key]) == n for key, n in lengths.items()) and meta["epoch_iter"] <= meta["iteration"],
+             where, f"its history does not match its epoch {meta['epoch']} and iteration {meta['iteration']}")
+    optimizer, best = meta["optimizer"], meta["best"]
+    _require(isinstance(optimizer, dict) and isinstance(optimizer.get("class"), str)
+             and isinstance(optimizer.get("scalars"), dict), where, "metadata 'optimizer' must be {'class', 'scalars'}")
+    _require(best is None or (isinstance(best, dict) and set(best) == {"epoch", "metric", "value"} and _count(best["epoch"])
+                              and isinstance(best["value"], (int, float)) and isinstance(best["metric"], str)),
+             where, "metadata 'best' must be null or {'epoch', 'metric', 'value'}")
+    _require(best is not None or not any(key.startswith("best/") for key in arrays), where,
+             "holds a best state but its metadata has no 'best' entry")
+    _require(isinstance(meta["generators"], dict), where, "metadata 'generators' must be an object")
     return meta
 
 
@@ -208,54 +203,48 @@ def _check_arrays(arrays: dict[str, Any], expected: dict[str, Array], where: str
     unset = {key for key, value in expected.items() if value is None}
     saved = {key for key in arrays if key.split("/")[0] in ("params", "buffers", "best")} - unset
     missing, unknown = sorted(set(expected) - unset - saved), sorted(saved - set(expected))
-    if missing or unknown:
-        raise CheckpointError(f"{where}: arrays do not match the network's: missing {missing or 'none'}, "
-                              f"unknown {unknown or 'none'}")
+    _require(not (missing or unknown), where, f"arrays do not match the network's: missing {missing or 'none'}, "
+             f"unknown {unknown or 'none'}")
     for key in sorted(saved, key=lambda k: (k.startswith("best/"), k)):
         value, own = arrays[key], expected[key]
-        if tuple(value.shape) != tuple(own.shape) or _name(value.dtype) != _name(own.dtype):
-            raise CheckpointError(f"{where}: {key} has shape {tuple(value.shape)} and dtype {_name(value.dtype)}, "
-                                  f"the network's has {tuple(own.shape)} and {_name(own.dtype)}")
+        _require(tuple(value.shape) == tuple(own.shape) and _name(value.dtype) == _name(own.dtype), where,
+                 f"{key} has shape {tuple(value.shape)} and dtype {_name(value.dtype)}, the network's has "
+                 f"{tuple(own.shape)} and {_name(own.dtype)}")
 
 
 def _check_optimizer(optimizer: Any, arrays: dict[str, Any], meta: dict[str, Any], params: dict[str, Array],
                      where: str) -> dict[str, Any]:
     """The optimizer state to load, after checking its class, each ``<name>/<param key>`` array
     (shape, dtype; all of them once the run has taken a step) and the scalars."""
-    saved_class = meta["optimizer"]["class"]
-    if saved_class != type(optimizer).__name__:
-        raise CheckpointError(f"{where}: saved with optimizer {saved_class}, this run uses {type(optimizer).__name__}")
+    saved_class, scalars = meta["optimizer"]["class"], meta["optimizer"]["scalars"]
+    _require(saved_class == type(optimizer).__name__, where,
+             f"saved with optimizer {saved_class}, this run uses {type(optimizer).__name__}")
     state = {key[len("optimizer/"):]: value for key, value in arrays.items() if key.startswith("optimizer/")}
-    scalars = meta["optimizer"]["scalars"]
     names = getattr(optimizer, "state_names", ())
     for key, value in state.items():
         name, _, param = key.partition("/")
-        if name not in names or param not in params:
-            raise CheckpointError(f"{where}: optimizer state {key!r} is not {saved_class}'s for this network")
-        if tuple(value.shape) != tuple(params[param].shape) or _name(value.dtype) != _name(params[param].dtype):
-            raise CheckpointError(f"{where}: optimizer state {key!r} has shape {tuple(value.shape)} and dtype "
-                                  f"{_name(value.dtype)}; the parameter has {tuple(params[param].shape)} "
-                                  f"and {_name(params[param].dtype)}")
+        _require(name in names and param in params, where, f"optimizer state {key!r} is not {saved_class}'s for this network")
+        own = params[param]
+        _require(tuple(value.shape) == tuple(own.shape) and _name(value.dtype) == _name(own.dtype), where,
+                 f"optimizer state {key!r} has shape {tuple(value.shape)} and dtype {_name(value.dtype)}; the "
+                 f"parameter has {tuple(own.shape)} and {_name(own.dtype)}")
     for name in names:
         present = {key.partition("/")[2] for key in state if key.partition("/")[0] == name}
         if name in scalars:
-            if isinstance(scalars[name], bool) or not isinstance(scalars[name], int) or scalars[name] < 0:
-                raise CheckpointError(f"{where}: optimizer scalar {name!r} must be an int >= 0, got {scalars[name]!r}")
-        elif (present or meta["iteration"] > 0) and set(params) - present:
-            raise CheckpointError(f"{where}: optimizer {saved_class} state {name!r} is missing for "
-                                  f"{sorted(set(params) - present)}")
-    if set(scalars) - set(names):
-        raise CheckpointError(f"{where}: optimizer state {sorted(set(scalars) - set(names))} is not {saved_class}'s")
+            _require(_count(scalars[name]), where, f"optimizer scalar {name!r} must be an int >= 0, got {scalars[name]!r}")
+        else:
+            _require(not (present or meta["iteration"] > 0) or not set(params) - present, where,
+                     f"optimizer {saved_class} state {name!r} is missing for {sorted(set(params) - present)}")
+    _require(set(scalars) <= set(names), where, f"optimizer state {sorted(set(scalars) - set(names))} is not {saved_class}'s")
     return {**state, **scalars}
 
 
 def _check_generator_state(name: str, state: Any, where: str) -> None:
     """Set ``state`` on a scratch generator (NumPy checks the bit generator's state there)."""
-    if not (isinstance(state, dict) and set(state) == {"host", "pool", "pool_used"}):
-        raise CheckpointError(f"{where}: metadata {name} must be a generator state {{'host', 'pool', 'pool_used'}}")
-    used = state["pool_used"]
-    if isinstance(used, bool) or not isinstance(used, int) or not 0 <= used <= Generator.POOL_SIZE:
-        raise CheckpointError(f"{where}: metadata {name}['pool_used'] must be an int in 0..{Generator.POOL_SIZE}")
+    _require(isinstance(state, dict) and set(state) == {"host", "pool", "pool_used"}, where,
+             f"metadata {name} must be a generator state {{'host', 'pool', 'pool_used'}}")
+    _require(_count(state["pool_used"]) and state["pool_used"] <= Generator.POOL_SIZE, where,
+             f"metadata {name}['pool_used'] must be an int in 0..{Generator.POOL_SIZE}")
     try:
         Generator(0).state = state
         if state["pool"] is not None:

@@ -132,7 +132,7 @@ class ProgressBar:
 
     def on_step(self, loop: Any) -> None:
         if self.bar is not None:
-            self.bar.update(self.step_size)
+            self.bar.update(min(self.step_size, self.total - self.bar.n))  # the last batch may be partial
             if self.loss is None or time.perf_counter() - self.last_flush >= self.FLUSH_SECONDS:
                 loop.flush()
 

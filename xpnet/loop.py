@@ -1,11 +1,8 @@
-"""The one training loop of both books.  :meth:`Loop.step` is the book's ``train_step``: draw the
-batch (indices, one gather on the device), ``update`` it (gradient and optimizer step), keep the loss.
-
-Its services are extensions (Chainer's ``Trainer.extend``, see :mod:`xpnet.extensions`): objects
-with any of ``on_epoch_start(loop)``, ``on_step(loop)``, ``on_flush(loop, values)``,
-``on_epoch_end(loop)``, ``on_close(loop)``, called in the order they were added.  The loop keeps
-only what no run may lose: losses reach the host in bulk (:meth:`Loop.flush`; never one read
-per step), a NaN/inf loss stops the run, and the first Ctrl-C stops it between two steps.
+"""The one training loop of both books: :meth:`Loop.step` is the book's ``train_step`` (draw the batch
+as indices, one gather on the device; ``update``: gradient and optimizer step; keep the loss).  Its
+services are extensions (Chainer's ``Trainer.extend``, :mod:`xpnet.extensions`), objects with any of
+``on_epoch_start``, ``on_step``, ``on_flush``, ``on_epoch_end``, ``on_close``.  The loop keeps what no
+run may lose: losses reach the host in bulk, a NaN/inf loss stops it, Ctrl-C stops between two steps.
 """
 
 from __future__ import annotations
@@ -21,8 +18,7 @@ from .backend import Device, Generator, to_numpy
 Array = Any
 __all__ = ["Loop", "Replacement", "Shuffle", "Sequential", "at_step_boundary"]
 
-FLUSH_EVERY = 50
-"""Most steps whose losses wait on the device before one bulk transfer to the host."""
+FLUSH_EVERY = 50  # most steps whose losses wait on the device for one bulk transfer
 
 
 class Replacement:
@@ -73,16 +69,12 @@ class Sequential:
         return (self.base + (self.time_idx - self.time_size)) % self.n
 
 
-class _Stop:
-    requested = False
-
-
 @contextlib.contextmanager
-def at_step_boundary() -> Iterator[_Stop]:
+def at_step_boundary() -> Iterator[Any]:
     """Defer the first SIGINT to the next step boundary (a KeyboardInterrupt at any bytecode could
     leave a half-written bar or file); a second one interrupts at once.  Main thread only, and
     only over Python's default handler (a user's own handler is left alone)."""
-    stop = _Stop()
+    stop = type("Stop", (), {"requested": False})()
     if threading.current_thread() is not threading.main_thread() \
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         yield stop
@@ -127,7 +119,6 @@ class Loop:
         self._pending: list[Array] = []
 
     def extend(self, extension: Any) -> Any:
-        """Add ``extension`` (called after those added before it); return it."""
         self.extensions.append(extension)
         return extension
 

@@ -184,3 +184,26 @@ def test_fit_permutes_cumulatively_like_the_book():
     first = to_numpy(rng.permutation(20))
     second = first[to_numpy(rng.permutation(20))]
     np.testing.assert_array_equal(np.concatenate(seen), np.concatenate([first, second]).astype(np.float32))
+
+
+def book_mode():
+    state = np.random.get_state()
+    Generator(None)
+    return np.array_equal(np.random.get_state()[1], state[1])
+
+
+@pytest.mark.skipif(not book_mode(), reason="needs backend.Generator(None) to draw the book's calls")
+def test_fit_without_a_seed_permutes_like_the_book():
+    from test_book2_trainer import TwoLayerNet
+
+    x = np.arange(40, dtype=np.float32).reshape(20, 2)
+    model = TwoLayerNet(2, 4, 3, backend.CPU)
+    seen = []
+    forward = model.forward
+    model.forward = lambda xb, tb: seen.append(to_numpy(xb)[:, 0] / 2) or forward(xb, tb)
+    np.random.seed(5)
+    first = np.random.permutation(np.arange(20))
+    second = first[np.random.permutation(np.arange(20))]
+    np.random.seed(5)
+    Trainer(model, SGD()).fit(x, np.zeros(20, dtype=np.int64), max_epoch=2, batch_size=10, eval_interval=None)
+    np.testing.assert_array_equal(np.concatenate(seen), np.concatenate([first, second]).astype(np.float32))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xpnet import __main__ as cli, backend
+from xpnet import __main__ as cli
 from xpnet.backend import to_numpy
 from xpnet.checkpoint import CheckpointError
 from xpnet.datasets import mnist

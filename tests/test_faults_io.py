@@ -162,14 +162,14 @@ def test_npz_member_that_is_not_npy_is_refused_by_name(tmp_path, member):
         np.save(buffer, np.ones(2))
         archive.writestr("W.npy", buffer.getvalue())
         archive.writestr(member, b"hello" if member.endswith(".txt") else pickle.dumps(np.ones(2)))
-    with pytest.raises(ValueError, match=rf"members \['{member}'\] are not \.npy arrays"):
+    with pytest.raises(ValueError, match=rf"member '{member}' is not a \.npy array"):
         io.load_arrays(path)
 
 
 def test_npz_object_array_is_refused_naming_the_path(tmp_path):
     path = tmp_path / "p.npz"
     np.savez(path, W=np.array([None, 1], dtype=object))
-    with pytest.raises(ValueError, match=r"p\.npz: damaged \.npz archive .*allow_pickle"):
+    with pytest.raises(ValueError, match=r"p\.npz: array .W. has dtype object, expected a numeric array"):
         io.load_arrays(path)
 
 

@@ -264,7 +264,11 @@ def _load_npz(file: IO[bytes], where: str, expected: Mapping[str, Any] | None, m
     try:
         with zipfile.ZipFile(file) as archive:
             infos = archive.infolist()
-            keys = [_member_key(info, where, expected) for info in infos]
+            keys = [_member_key(info, where) for info in infos]
+            unknown = sorted(set(keys) - set(expected)) if expected is not None else []
+            if unknown:
+                raise ValueError(f"{where}: holds {unknown}, which are not expected here "
+                                 f"(expected some of {sorted(expected)})")
             if len(set(keys)) != len(keys):
                 raise ValueError(f"{where}: an array name occurs twice in the archive")
             bound = _unpacked_bound(file, expected, max_bytes)
@@ -289,14 +293,11 @@ def _unpacked_bound(file: IO[bytes], expected: Mapping[str, Any] | None, max_byt
     return MIN_UNPACKED + MAX_RATIO * os.fstat(file.fileno()).st_size
 
 
-def _member_key(info: zipfile.ZipInfo, where: str, expected: Mapping[str, Any] | None) -> str:
+def _member_key(info: zipfile.ZipInfo, where: str) -> str:
     if not info.filename.endswith(".npy"):
         raise ValueError(f"{where}: member {info.filename!r} is not a .npy array; "
                          "expected an .npz archive of arrays only")
     key = info.filename[:-len(".npy")]
-    if expected is not None and key not in expected:
-        raise ValueError(f"{where}: holds an array {key!r}, which is not expected here "
-                         f"(expected some of {sorted(expected)})")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 0x1:
         raise ValueError(f"{where}: member {info.filename!r} is encrypted or uses compression method "
                          f"{info.compress_type}; .npz archives use 0 (stored) or 8 (deflated)")
@@ -325,7 +326,7 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, wher
                              f"its member holds {info.file_size - member.tell()}: a damaged file")
         want = None if expected is None else expected[key]
         if want is not None and tuple(shape) != tuple(want):
-            raise ValueError(f"{where}: array {key!r} has shape {tuple(shape)}, expected {tuple(want)}")
+            raise ValueError(f"{where}: {key!r} has shape {tuple(shape)}, expected {tuple(want)}")
         flat = np.empty(math.prod(shape), dtype=dtype)
         view, done = memoryview(flat).cast("B"), 0
         while done < nbytes:

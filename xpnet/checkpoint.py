@@ -27,7 +27,7 @@ from typing import Any, Union
 from array_api_compat import is_array_api_obj
 
 from .backend import Generator, reachable, to_numpy
-from .io import load_arrays, save_arrays
+from .io import load_arrays, load_json, save_arrays
 
 PathLike = Union[str, "os.PathLike[str]"]
 Array = Any
@@ -186,7 +186,7 @@ def _meta(arrays: dict[str, Any], where: str) -> dict[str, Any]:
     if raw is None:
         raise CheckpointError(f"{where}: not a Trainer checkpoint (no 'meta' entry)")
     try:
-        meta = json.loads(raw.tobytes().decode("utf-8"))
+        meta = load_json(raw.tobytes().decode("utf-8"), "'meta'")
     except (UnicodeDecodeError, ValueError) as exc:
         raise CheckpointError(f"{where}: its 'meta' entry is not valid JSON ({exc})") from exc
     if not isinstance(meta, dict):

@@ -21,6 +21,8 @@ NumPy arrays back, so a file written on one device loads on any other.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 import math
 import os
 import pickle
@@ -46,7 +48,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = [
     "save_arrays", "load_arrays", "load_pickle", "atomic_write", "check_target", "remove_orphans", "hold_lock",
-    "RestrictedUnpickler", "UnsafePickleError", "PICKLE_SUFFIXES", "MIN_UNPACKED", "MAX_RATIO",
+    "RestrictedUnpickler", "UnsafePickleError", "PICKLE_SUFFIXES", "MIN_UNPACKED", "MAX_RATIO", "load_json",
+    "MAX_JSON_DEPTH",
 ]
 
 PICKLE_SUFFIXES = (".pkl", ".pickle")
@@ -55,6 +58,10 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 MIN_UNPACKED = 64 << 20
 #: How many times its size on disk an ``.npz`` may unpack to beyond :data:`MIN_UNPACKED`.
 MAX_RATIO = 32
+#: Deepest nesting of arrays/objects xpnet reads from a JSON document (its own metadata needs 4).
+MAX_JSON_DEPTH = 100
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
 def hold_lock(fd: int) -> None:
@@ -351,6 +358,19 @@ def _load_pickled_dict(file: IO[bytes], where: str) -> dict[str, np.ndarray]:
             raise ValueError(f"{where}: value of {key!r} is a {type(value).__name__}, not an array")
         loaded[key] = np.asarray(value)  # a _CheckedArray becomes a plain ndarray
     return loaded
+
+
+def load_json(text: str, where: str) -> Any:
+    """``json.loads(text)``, refused (``ValueError`` naming ``where``) when nested deeper than
+    :data:`MAX_JSON_DEPTH`: the decoder recurses once per level and would overflow the stack."""
+    brackets = _JSON_NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    depth = max(itertools.accumulate(1 if c in "[{" else -1 for c in brackets), default=0)
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"{where}: JSON nested {depth} levels deep, more than {MAX_JSON_DEPTH}: not xpnet's metadata")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"{where}: not valid JSON ({exc})") from None
 
 
 def _check_numeric(key: str, value: np.ndarray) -> None:

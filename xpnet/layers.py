@@ -207,6 +207,8 @@ class Dropout:
 
     def forward(self, x: Array, train_flg: bool = True) -> Array:
         xp = array_namespace(x)
+        if not xp.isdtype(x.dtype, "real floating"):  # integers (uint8 pixels): the mask and scale need floats
+            x = xp.astype(x, xp.float64)
         if not train_flg:
             return x * (1.0 - self.dropout_ratio)
         keep = self.rng.uniform(tuple(x.shape), dtype=x.dtype, device=device_of(x)) > self.dropout_ratio

@@ -127,6 +127,10 @@ def _files(folder: Path, names: list[str], download: bool, mirrors: Sequence[str
     for name in names:
         path = folder / name
         if path.is_file():
+            if path.stat().st_size > PTB_SIZES[name]:
+                raise DatasetError(f"{path}: {path.stat().st_size} bytes, more than the {PTB_SIZES[name]} of the PTB "
+                                   "file; replace it with the file from one of " + ", ".join(mirrors)
+                                   + " (xpnet leaves it untouched)")
             actual = _sha256(path)
             if actual != PTB_SHA256[name]:
                 raise DatasetError(

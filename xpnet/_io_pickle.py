@@ -21,6 +21,7 @@ import math
 import os
 import pickle
 import pickletools
+import warnings
 from typing import IO, Any
 
 import numpy as np
@@ -32,7 +33,7 @@ except ImportError:  # pragma: no cover - NumPy < 1.26
     from numpy.core import multiarray as _multiarray
     from numpy.core import numeric as _numeric
 
-__all__ = ["RestrictedUnpickler", "UnsafePickleError", "MAX_DEPTH", "MAX_ITEMS", "scan"]
+__all__ = ["RestrictedUnpickler", "UnsafePickleError", "MAX_DEPTH", "MAX_ITEMS", "MAX_STACK", "scan"]
 
 #: The kinds of dtype a parameter file may hold: bool, signed and unsigned ints, floats.
 NUMERIC_KINDS = "biuf"
@@ -40,6 +41,8 @@ NUMERIC_KINDS = "biuf"
 MAX_DEPTH = 100
 #: Most objects (opcodes that make one) a parameter pickle may hold; a book's file holds hundreds.
 MAX_ITEMS = 1_000_000
+#: Most objects waiting on the unpickler's stack at once (pickle writes lists and dicts in batches of 1000).
+MAX_STACK = 10_000
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -93,6 +96,13 @@ _MARK = object()
 
 
 def scan(file: IO[bytes], size: int) -> None:
+    """:func:`_scan`, quiet about old protocols' string escapes (``pickletools`` decodes them to show them)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _scan(file, size)
+
+
+def _scan(file: IO[bytes], size: int) -> None:
     """Walk the pickle in ``file`` (``size`` bytes from its current position) without building it.
 
     Raises :class:`UnsafePickleError` saying which bound it went past (nesting deeper than
@@ -141,8 +151,9 @@ def scan(file: IO[bytes], size: int) -> None:
         for opcode, arg, _ in pickletools.genops(_Bounded(file, size)):
             name = opcode.name
             items += 1
-            if items > MAX_ITEMS:
-                raise UnsafePickleError(f"more than {MAX_ITEMS} objects: not a parameter file")
+            if items > MAX_ITEMS or len(stack) > MAX_STACK:
+                what = f"{MAX_ITEMS} objects" if items > MAX_ITEMS else f"{MAX_STACK} objects pending at once"
+                raise UnsafePickleError(f"more than {what}: not a parameter file")
             if name in _SCALARS:
                 push(0)
             elif name in _EMPTIES:

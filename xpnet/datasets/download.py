@@ -227,7 +227,7 @@ class _Deadline:
     decode it (``encoded`` says there was one).
     """
 
-    def __init__(self, deadline: float | None, start: float, max_bytes: int) -> None:
+    def __init__(self, deadline: float | None, start: float, max_bytes: int = MAX_BYTES) -> None:
         self.deadline, self.start, self.encoded, self.passed = deadline, start, False, False
         self.max_bytes = max_bytes
         self.effective = self.limit()

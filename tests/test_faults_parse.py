@@ -11,6 +11,7 @@ import gzip
 import json
 import os
 import pickle
+import re
 import struct
 import subprocess
 import sys
@@ -404,3 +405,105 @@ class _no_warning:
 
     def __exit__(self, *exc):
         self._catch.__exit__(*exc)
+
+
+# ----------------------------------------------------------------------------------- JSON
+DEEP = 200_000
+
+
+@pytest.mark.parametrize("text", [
+    "[" * DEEP + "]" * DEEP,
+    '{"a":' * DEEP + "1" + "}" * DEEP,
+    '{"history": ' + "[" * DEEP + "]" * DEEP + "}",
+    "[" * DEEP,  # unterminated as well
+    '[{"k": [' * (DEEP // 3) + "]}]" * (DEEP // 3),
+])
+def test_deep_json_is_refused_without_recursing(text):
+    with pytest.raises(ValueError, match=r"meta: JSON nested \d+ levels deep, more than 100"):
+        io.load_json(text, "meta")
+
+
+def test_brackets_inside_strings_do_not_count_and_valid_json_loads():
+    text = json.dumps({"a": "[[[[" * 1000, "b": '\\"[[', "c": [[1, 2], {"d": None}]})
+    assert io.load_json(text, "meta")["c"] == [[1, 2], {"d": None}]
+    with pytest.raises(ValueError, match="meta: not valid JSON"):
+        io.load_json("{'a': 1}", "meta")
+
+
+def test_a_checkpoint_with_deep_metadata_is_a_checkpoint_error(tmp_path):
+    from types import SimpleNamespace
+
+    from xpnet import checkpoint
+    from xpnet.optimizer import SGD
+
+    meta = ("[" * DEEP + "]" * DEEP).encode()
+    np.savez(tmp_path / "ck.npz", meta=np.frombuffer(meta, np.uint8))
+    with pytest.raises(checkpoint.CheckpointError, match=r"ck\.npz.*JSON nested 200000 levels deep"):
+        checkpoint.load(SimpleNamespace(optimizer=SGD()), tmp_path / "ck.npz")
+
+
+def test_a_deep_manifest_counts_as_no_manifest(tmp_path):
+    from xpnet.datasets import _owned
+
+    (tmp_path / "a.npz").write_bytes(b"x")
+    (tmp_path / _owned.MANIFEST).write_text('{"format": 1, "files": ' + "[" * DEEP + "]" * DEEP + "}")
+    assert not _owned.owned(tmp_path / "a.npz") and not _owned.remove_if_owned(tmp_path / "a.npz")
+    assert (tmp_path / "a.npz").exists()
+
+
+# ----------------------------------------------------------------------------------- UnigramSampler
+@pytest.mark.parametrize("largest", [2**33, 2**40, 2**62, (1 << 22) + 5])
+def test_a_stray_large_word_id_is_refused_before_tables_are_built(largest):
+    from xpnet.book2.negative_sampling import UnigramSampler
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=rf"corpus: word id {largest} is far beyond its 4 words"):
+            UnigramSampler(np.array([0, 1, 2, largest]), 0.75, 2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
+
+
+def test_ids_beyond_the_corpus_are_fine_up_to_the_bound_or_with_vocab_size():
+    from xpnet.book2.negative_sampling import UnigramSampler
+
+    corpus = np.array([0, 1, 2, 9_999])  # a slice of PTB: ids from a 10,000-word vocabulary
+    assert UnigramSampler(corpus, 0.75, 2).vocab_size == 10_000
+    assert UnigramSampler(corpus, 0.75, 2, vocab_size=12_000).word_p.shape == (12_000,)
+    with pytest.raises(ValueError, match="corpus: word id 9999 is outside vocab_size 5000"):
+        UnigramSampler(corpus, 0.75, 2, vocab_size=5_000)
+    with pytest.raises(ValueError, match="vocab_size"):
+        UnigramSampler(corpus, 0.75, 2, vocab_size=0)
+
+
+@pytest.mark.parametrize("power", [1e6, 1e4, 2000.0])
+def test_a_power_that_leaves_too_few_words_is_refused(power):
+    from xpnet.book2.negative_sampling import UnigramSampler
+
+    corpus = np.repeat(np.arange(5), [1, 2, 3, 4, 50])
+    shown = re.escape(f"{power:g}")
+    with pytest.raises(ValueError, match=rf"power: {shown} leaves 1 word\(s\) a probability that is not 0"):
+        UnigramSampler(corpus, power, 2, seed=0)
+
+
+@pytest.mark.parametrize("power", [0.0, 0.75, 30.0, 200.0])
+def test_large_powers_give_finite_probabilities_and_distinct_draws(power):
+    from xpnet.book2.negative_sampling import UnigramSampler
+
+    corpus = np.repeat(np.arange(5), [1, 2, 3, 4, 5])
+    sampler = UnigramSampler(corpus, power, 3, seed=0)
+    counts = np.array([1, 2, 3, 4, 5], dtype=np.float64)
+    expected = np.exp(power * (np.log(counts) - np.log(5.0)))
+    np.testing.assert_allclose(sampler.word_p, expected / expected.sum(), rtol=1e-12, atol=1e-300)
+    draws = sampler.get_negative_sample(np.array([4, 0, 2]))
+    assert all(len(set(row.tolist()) | {t}) == 4 for row, t in zip(draws, [4, 0, 2]))
+
+
+@pytest.mark.parametrize("power", [float("inf"), float("nan"), -1.0, "0.75", True])
+def test_power_must_be_a_finite_real_at_least_0(power):
+    from xpnet.book2.negative_sampling import UnigramSampler
+
+    with pytest.raises(ValueError, match="power"):
+        UnigramSampler(np.arange(5), power, 2)

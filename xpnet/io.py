@@ -124,7 +124,7 @@ def check_target(path: Any, what: str = "path") -> Path:
     text = os.fspath(path)
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"{what}: expected a file name such as 'params.npz', got {text!r}")
-    if text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)) or Path(text).name in ("", ".", ".."):
+    if text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)) or os.path.basename(text) in (".", ".."):
         raise ValueError(f"{what}: {text!r} names a folder; give a file name in it, e.g. "
                          f"{os.path.join(text, 'params.npz')!r}")
     target = Path(text)

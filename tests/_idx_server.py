@@ -7,6 +7,7 @@ no test touches the internet.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import http.server
@@ -22,6 +23,12 @@ _CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i2"): 0x
 
 GZ_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+@functools.lru_cache(maxsize=1)
+def bomb() -> bytes:
+    """64 MB of zeros, gzip-compressed (about 64 KB)."""
+    return gzip.compress(bytes(64 << 20), compresslevel=9, mtime=0)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -76,7 +83,9 @@ class MirrorServer:
     half), ``"corrupt"`` (sends different bytes), ``"flaky"`` (HTTP 500 on the first
     request for each file, then ``"ok"``), ``"drip"`` (one byte every 0.2 s, until the
     client goes or the server stops), ``"encoded"`` (the file labelled
-    ``Content-Encoding: gzip``) or ``"double"`` (gzip-compressed once more, so labelled).
+    ``Content-Encoding: gzip``), ``"double"`` (gzip-compressed once more, so labelled),
+    ``"endless"`` (zeros with no length, until the client goes or the server stops),
+    ``"huge"`` (announces a terabyte) or ``"bomb"`` (labelled gzip, inflating to 64 MB).
     ``requests`` logs ``(mirror, file name)``, ``headers`` each request's headers.
     """
 
@@ -103,6 +112,19 @@ class MirrorServer:
                     self.send_error(404 if name not in server.files else int(mode))
                     return
                 data = server.files[name]
+                if mode in ("endless", "huge"):
+                    self.send_response(200)
+                    if mode == "huge":
+                        self.send_header("Content-Length", str(10**12))
+                    self.end_headers()
+                    while not server._stop.is_set():
+                        try:
+                            self.wfile.write(bytes(1 << 16))
+                        except OSError:
+                            return
+                    return
+                if mode == "bomb":
+                    data = bomb()
                 if mode == "double":
                     data = gzip.compress(data, mtime=0)
                 body = data[: len(data) // 2] if mode == "truncate" else data
@@ -111,7 +133,7 @@ class MirrorServer:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(len(data)))
-                if mode in ("encoded", "double"):
+                if mode in ("encoded", "double", "bomb"):
                     self.send_header("Content-Encoding", "gzip")
                 self.end_headers()
                 if mode == "drip":

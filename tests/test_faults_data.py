@@ -300,3 +300,107 @@ def test_a_bad_copy_beside_a_good_one_is_ignored_with_a_warning_and_kept(fake, s
     with pytest.warns(UserWarning, match=f"{GZ_NAMES[3]}: content SHA-256 .*ignored it"):
         _same_arrays(load_mnist(False, False, data_dir=tmp_path, download=False), arrays)
     assert (tmp_path / GZ_NAMES[3]).read_bytes() == b"junk"
+
+
+# ----------------------------------------------------------------------- size bounds (issue 21 B)
+@pytest.mark.parametrize("mode, reason", [
+    ("endless", "sent more than the 100000 bytes this file has: cut off"),
+    ("huge", "announces 1000000000000 bytes, more than the 100000 this file has: refused"),
+])
+def test_a_transfer_stops_at_the_files_size(fake, server, tmp_path, mode, reason):
+    server.modes["a"] = mode
+    failures = download.fetch({GZ_NAMES[0]: "0" * 64}, tmp_path, [server.url("a")], timeout=TIMEOUT,
+                              progress=False, max_bytes={GZ_NAMES[0]: 100_000})
+    assert failures[GZ_NAMES[0]] == [f"{server.url('a')}{GZ_NAMES[0]}: {reason}"]
+    assert server.requests == [("a", GZ_NAMES[0])]  # not retried: the same mirror would send the same
+    assert list(tmp_path.iterdir()) == []  # the partial file is gone
+
+
+def test_the_default_size_bound_applies_without_sizes(fake, server, tmp_path, monkeypatch):
+    monkeypatch.setattr(download, "MAX_BYTES", 50_000)
+    server.modes["a"] = "endless"
+    failures = download.fetch({GZ_NAMES[0]: "0" * 64}, tmp_path, [server.url("a")], timeout=TIMEOUT, progress=False)
+    assert "sent more than the 50000 bytes" in failures[GZ_NAMES[0]][0]
+
+
+def test_a_gzip_encoded_bomb_is_not_inflated_past_the_files_size(fake, server, tmp_path):
+    import tracemalloc
+
+    from _idx_server import bomb
+
+    bomb()  # built before measuring
+    server.modes["a"] = "bomb"
+    tracemalloc.start()
+    try:
+        failures = download.fetch({GZ_NAMES[3]: "0" * 64}, tmp_path, [server.url("a")], timeout=TIMEOUT,
+                                  progress=False, max_bytes={GZ_NAMES[3]: 200_000})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "SHA-256" in failures[GZ_NAMES[3]][0] and "rejected" in failures[GZ_NAMES[3]][0]
+    assert peak < 10_000_000, peak
+
+
+def test_load_mnist_bounds_its_downloads_by_the_known_sizes(fake, server, tmp_path):
+    from xpnet.datasets import sources
+
+    server.modes["a"] = "endless"
+    with pytest.raises(DatasetError, match=rf"sent more than the {sources.max_file_bytes(GZ_NAMES[0])} bytes"):
+        load_mnist(data_dir=tmp_path, mirrors=[server.url("a")], timeout=TIMEOUT, progress=False)
+
+
+def _zeros_gz(header: bytes, size: int) -> bytes:
+    return gzip.compress(header + bytes(size), compresslevel=9, mtime=0)
+
+
+@pytest.mark.parametrize("name", [GZ_NAMES[1], GZ_NAMES[3], GZ_NAMES[2]])
+def test_a_local_gz_that_inflates_past_the_content_size_stops_before_the_sha(fake, server, tmp_path, name):
+    import tracemalloc
+
+    from xpnet.datasets import _local, sources
+
+    path = tmp_path / name
+    path.write_bytes(_zeros_gz(b"\0\0\x08\x01" + (10_000).to_bytes(4, "big"), 2 * sources.content_bytes(name)))
+    assert path.stat().st_size < sources.max_file_bytes(name)  # passes the size check: small, but a bomb
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError, match=rf"{name}: inflates to more than {sources.content_bytes(name)} bytes"):
+            _local.read_verified(path, name, "MNIST")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * sources.content_bytes(name) + 1_000_000
+
+
+def test_a_local_file_larger_than_any_copy_is_refused_before_reading(fake, server, tmp_path):
+    from xpnet.datasets import _local, sources
+
+    name = GZ_NAMES[3]
+    path = tmp_path / name
+    path.write_bytes(bytes(sources.max_file_bytes(name) + 1))
+    with pytest.raises(DatasetError, match=rf"{name}: {sources.max_file_bytes(name) + 1} bytes, more than the"):
+        _local.read_verified(path, name, "MNIST")
+    with pytest.raises(DatasetError, match="are not the right ones"):
+        load_mnist(data_dir=tmp_path, download=False)
+
+
+@pytest.mark.parametrize("claims, sends", [((10,), 10 << 20), ((0,), 1 << 20), ((2, 3), 7)])
+def test_parse_idx_inflates_no_further_than_its_header_says(claims, sends):
+    from xpnet.datasets.idx import parse_idx
+
+    header = b"\0\0\x08" + bytes([len(claims)]) + b"".join(n.to_bytes(4, "big") for n in claims)
+    with pytest.raises(DatasetError, match=r"src: (inflates to more than|corrupt \(trailing bytes\))"):
+        parse_idx(_zeros_gz(header, sends), source="src")
+
+
+def test_gunzip_reads_every_member_and_zero_padding_but_not_damage():
+    from xpnet.datasets._common import gunzip
+
+    data = gzip.compress(b"abc", mtime=0) + gzip.compress(b"def", mtime=0) + bytes(7)
+    assert gunzip(data, "src", 6) == b"abcdef"
+    with pytest.raises(DatasetError, match="src: inflates to more than 5 bytes"):
+        gunzip(data, "src", 5)
+    with pytest.raises(DatasetError, match="src: damaged or truncated gzip data"):
+        gunzip(data[:15], "src", 100)
+    with pytest.raises(DatasetError, match="src: damaged or truncated gzip data"):
+        gunzip(data[:-7] + b"garbage", "src", 100)

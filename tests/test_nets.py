@@ -363,7 +363,7 @@ def test_load_params_names_the_bad_key(tmp_path):
     np.savez(tmp_path / "extra.npz", **{**good, "W3": np.zeros((3, 3))})
     with pytest.raises(ValueError, match=r"\['b2'\] are missing"):
         net.load_params(tmp_path / "missing.npz")
-    with pytest.raises(ValueError, match=r"'W2' has shape \(5, 4\), the net expects \(5, 3\)"):
+    with pytest.raises(ValueError, match=r"'W2' has shape \(5, 4\), (the net expects|expected) \(5, 3\)"):
         net.load_params(tmp_path / "shape.npz")
     with pytest.raises(ValueError, match=r"holds \['W3'\]"):
         net.load_params(tmp_path / "extra.npz")

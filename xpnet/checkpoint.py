@@ -15,7 +15,7 @@ from typing import Any, Union
 from array_api_compat import array_namespace, is_array_api_obj
 
 from .backend import Generator, reachable, to_numpy
-from .io import load_arrays, save_arrays
+from .io import load_arrays, load_json, save_arrays
 
 PathLike = Union[str, "os.PathLike[str]"]
 Array = Any
@@ -151,9 +151,9 @@ def _count(value: Any) -> bool:
 def _meta(arrays: dict[str, Any], where: str, loop: Any) -> dict[str, Any]:
     _require("meta" in arrays, where, "not a Trainer checkpoint (no 'meta' entry)")
     try:
-        meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise CheckpointError(f"{where}: its 'meta' entry is not valid JSON ({type(exc).__name__})") from None
+        meta = load_json(arrays["meta"].tobytes().decode("utf-8"), "'meta'")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: its 'meta' entry is not valid JSON ({exc})") from None
     _require(isinstance(meta, dict), where, "its 'meta' entry is not a JSON object")
     _require(meta.get("format") == FORMAT, where, f"format {meta.get('format')!r}, this version of xpnet reads "
              f"{FORMAT} (a checkpoint of an earlier xpnet: start a new run, or resume with that version)")

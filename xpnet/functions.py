@@ -48,6 +48,7 @@ def step_function(x: Array) -> Array:
 
 def sigmoid(x: Array) -> Array:
     """``1 / (1 + exp(-x))``, computed without overflow for any ``|x|``."""
+    x = as_real_float(x)
     xp = array_namespace(x)
     e = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
@@ -61,6 +62,7 @@ def sigmoid_grad(x: Array) -> Array:
 
 def relu(x: Array) -> Array:
     """``max(x, 0)``."""
+    x = as_real_float(x)
     xp = array_namespace(x)
     return xp.maximum(x, 0.0)
 
@@ -73,6 +75,7 @@ def relu_grad(x: Array) -> Array:
 
 def softmax(x: Array) -> Array:
     """Softmax over the last axis; ``x: (N, C)`` or ``(C,)``.  Stable for large ``|x|``."""
+    x = as_real_float(x)
     xp = array_namespace(x)
     e = xp.exp(x - xp.max(x, axis=-1, keepdims=True))
     return e / xp.sum(e, axis=-1, keepdims=True)
@@ -80,6 +83,7 @@ def softmax(x: Array) -> Array:
 
 def log_softmax(x: Array) -> Array:
     """``log(softmax(x))`` over the last axis, exact where softmax underflows to 0."""
+    x = as_real_float(x)
     xp = array_namespace(x)
     shifted = x - xp.max(x, axis=-1, keepdims=True)
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
@@ -87,6 +91,7 @@ def log_softmax(x: Array) -> Array:
 
 def mean_squared_error(y: Array, t: Array) -> Array:
     """``0.5 * sum((y - t)**2)`` (the book's definition: summed, not averaged)."""
+    y, t = as_real_float(y, "y"), as_real_float(t, "t")
     xp = array_namespace(y, t)
     _check_same_shape(y, t)
     return 0.5 * xp.sum((y - t) ** 2)
@@ -248,6 +253,7 @@ def cross_entropy_error(y: Array, t: Array) -> Array:
 
     ``1e-7`` is added inside the log (as in the book) so ``y == 0`` gives no ``log(0)``.
     """
+    y = as_real_float(y, "y")
     xp = array_namespace(y, t)
     y, t = _as_batch(y, t)
     labels = as_one_hot(y, t)
@@ -258,6 +264,7 @@ def cross_entropy_error(y: Array, t: Array) -> Array:
 def softmax_loss(X: Array, t: Array) -> Array:
     """Cross-entropy of ``softmax(X)`` against ``t``, through :func:`log_softmax` (no log(0));
     ``t`` is checked by :func:`check_labels_later` on every call."""
+    X = as_real_float(X, "X")
     xp = array_namespace(X, t)
     X, t = _as_batch(X, t)
     labels = as_one_hot(X, t)
@@ -277,3 +284,20 @@ def _as_batch(y: Array, t: Array) -> tuple[Array, Array]:
 def _check_same_shape(y: Array, t: Array) -> None:
     if tuple(y.shape) != tuple(t.shape):
         raise ValueError(f"t: expected the shape of y {tuple(y.shape)}, got {tuple(t.shape)}")
+
+
+def as_real_float(x: Array, name: str = "x") -> Array:
+    """``x`` itself when it holds real floats; integers and booleans (``uint8`` pixels, say) as
+    the namespace's default float (float64 on NumPy), since these functions' results are
+    fractions and ``x - max(x)`` would wrap around in unsigned types; complex and other
+    dtypes are refused (``TypeError`` naming ``name``)."""
+    xp = array_namespace(x)
+    if xp.isdtype(x.dtype, "real floating"):
+        return x
+    if not xp.isdtype(x.dtype, ("integral", "bool")):
+        raise TypeError(f"{name}: expected real numbers (float, integer or bool), got dtype {x.dtype}")
+    try:
+        wide = xp.__array_namespace_info__().default_dtypes(device=array_device(x))["real floating"]
+    except (AttributeError, TypeError, KeyError):
+        wide = xp.float64
+    return xp.astype(x, wide)

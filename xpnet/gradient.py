@@ -17,6 +17,7 @@ from array_api_compat import device as array_device
 from tqdm.auto import tqdm
 
 from .backend import np  # noqa: F401  (the book's star import of this module gives np)
+from .checks import real
 
 Array = Any
 
@@ -30,6 +31,8 @@ def numerical_gradient(f: Callable[[Array], Any], x: Array, h: float = 1e-4) -> 
     ``x`` is perturbed in place, one entry at a time (so ``f`` may ignore its
     argument and read the array it closes over, as the book's nets do), and
     restored exactly afterwards.  Returns an array shaped, typed and placed like ``x``.
+    ``x`` must be float32 or float64: an integer array cannot hold ``x + h``, and in
+    float16 ``x + h`` rounds back to ``x`` (``ValueError`` naming the dtype and the fix).
     """
     return numerical_gradients(f, [x], h)[0]
 
@@ -42,6 +45,9 @@ def numerical_gradients(f: Callable[[Array], Any], arrays: Sequence[Array], h: f
     tqdm bar (on stderr) once the run is estimated to take more than
     :data:`PROGRESS_AFTER_S` seconds; ``True``/``False``: always / never.
     """
+    h = real("h", h, low=0.0, low_open=True)
+    for i, x in enumerate(arrays):
+        _check_point(x, "x" if len(arrays) == 1 else f"arrays[{i}]", h)
     total = sum(math.prod(x.shape) for x in arrays)
     started, done, bar = time.perf_counter(), 0, None
     grads = []
@@ -67,6 +73,19 @@ def numerical_gradients(f: Callable[[Array], Any], arrays: Sequence[Array], h: f
         if bar is not None:
             bar.close()
     return grads
+
+
+def _check_point(x: Array, name: str, h: float) -> None:
+    """Refuse a point whose dtype cannot hold ``x + h`` (the derivative would come out wrong)."""
+    xp = array_namespace(x)
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise ValueError(f"{name}: expected a float32 or float64 array, got {x.dtype}: the gradient is taken by "
+                         f"setting entries to x + {h:g} in place, which {x.dtype} cannot hold; pass a float copy, "
+                         "e.g. xp.astype(x, xp.float64)")
+    if xp.finfo(x.dtype).eps > h * 1e-2:
+        raise ValueError(f"{name}: expected a float32 or float64 array, got {x.dtype}: its spacing near 1 "
+                         f"({xp.finfo(x.dtype).eps:g}) swallows the step h={h:g}, so the differences would be noise; pass a float64 copy, "
+                         "e.g. xp.astype(x, xp.float64)")
 
 
 def _numerical_gradient_1d(f: Callable[[Array], Any], x: Array) -> Array:

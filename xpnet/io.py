@@ -5,24 +5,29 @@ NumPy arrays back, so a file written on one device loads on any other.
 
 - :func:`save_arrays` writes a ``dict[str, numpy.ndarray]`` as ``.npz`` (or as the
   book's pickled dict when the name ends in ``.pkl``/``.pickle``), atomically:
-  an interrupted save leaves any existing file untouched.
-- :func:`load_arrays` reads either format, recognised by content, not by name.
-  Pickles go through :class:`RestrictedUnpickler`, which rebuilds NumPy arrays
-  of numbers and nothing else, so a file from an untrusted source can neither
-  run code nor hand NumPy an object array to rebuild (which can crash it).
+  an interrupted save leaves any existing file untouched, and writers of one file
+  at once never lose a save.
+- :func:`load_arrays` reads either format, recognised by content, not by name, with
+  bounds: an archive member's header (name, dtype, shape) is checked against what the
+  caller expects and against the member's size before its data is read, and the data
+  unpacked is bounded; pickles go through :class:`RestrictedUnpickler`, which rebuilds
+  NumPy arrays of numbers and nothing else, within bounds of nesting, memo and size.
+  Every failure is an error naming the file.
 - :func:`remove_orphans` deletes the temporary files that a killed writer left
   (only xpnet's own temp names of one target, and only those no live writer holds).
+- :func:`check_target` refuses a path that cannot name a file to write, naming the argument.
 """
 
 from __future__ import annotations
 
-import codecs
-import collections
 import contextlib
+import itertools
+import json
 import math
 import os
 import pickle
 import re
+import struct
 import uuid
 import zipfile
 import zlib
@@ -31,12 +36,8 @@ from typing import IO, Any, Callable, Mapping, Union
 
 import numpy as np
 
-try:  # NumPy >= 1.26 has numpy._core (the home of these helpers from NumPy 2 on)
-    from numpy._core import multiarray as _multiarray
-    from numpy._core import numeric as _numeric
-except ImportError:  # pragma: no cover - NumPy < 1.26
-    from numpy.core import multiarray as _multiarray
-    from numpy.core import numeric as _numeric
+from ._io_pickle import NUMERIC_KINDS as _NUMERIC_KINDS
+from ._io_pickle import RestrictedUnpickler, UnsafePickleError, numeric_dtype
 
 try:
     import fcntl
@@ -46,14 +47,21 @@ except ImportError:  # pragma: no cover - Windows: an open file cannot be delete
 PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = [
-    "save_arrays", "load_arrays", "atomic_write", "remove_orphans", "hold_lock", "RestrictedUnpickler",
-    "UnsafePickleError", "PICKLE_SUFFIXES",
+    "save_arrays", "load_arrays", "load_pickle", "atomic_write", "check_target", "remove_orphans", "hold_lock",
+    "RestrictedUnpickler", "UnsafePickleError", "PICKLE_SUFFIXES", "MIN_UNPACKED", "MAX_RATIO", "load_json",
+    "MAX_JSON_DEPTH",
 ]
 
 PICKLE_SUFFIXES = (".pkl", ".pickle")
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
-#: The kinds of dtype a parameter file may hold: bool, signed and unsigned ints, floats.
-_NUMERIC_KINDS = "biuf"
+#: Bytes an ``.npz`` may always unpack to, whatever its size on disk (see :func:`load_arrays`).
+MIN_UNPACKED = 64 << 20
+#: How many times its size on disk an ``.npz`` may unpack to beyond :data:`MIN_UNPACKED`.
+MAX_RATIO = 32
+#: Deepest nesting of arrays/objects xpnet reads from a JSON document (its own metadata needs 4).
+MAX_JSON_DEPTH = 100
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
 def hold_lock(fd: int) -> None:
@@ -103,7 +111,33 @@ def _remove_if_unheld(path: Path) -> bool:
         os.close(fd)
 
 
-def atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> None:
+def check_target(path: Any, what: str = "path") -> Path:
+    """``path`` as a :class:`~pathlib.Path` naming a file to write in an existing folder.
+
+    Raises, naming ``what`` (the caller's argument): ``TypeError`` unless a path,
+    ``ValueError`` for ``""`` or a name ending in a separator (a folder, not a file),
+    ``IsADirectoryError`` for an existing folder, ``FileNotFoundError`` when its folder
+    does not exist (xpnet does not create it: a typo would scatter files).
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{what}: expected a file path (str or os.PathLike), got {type(path).__name__}")
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{what}: expected a file name such as 'params.npz', got {text!r}")
+    if text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)) or os.path.basename(text) in (".", ".."):
+        raise ValueError(f"{what}: {text!r} names a folder; give a file name in it, e.g. "
+                         f"{os.path.join(text, 'params.npz')!r}")
+    target = Path(text)
+    if target.is_dir():
+        raise IsADirectoryError(f"{what}: {text!r} is a folder; give a file name in it, e.g. "
+                                f"{os.path.join(text, 'params.npz')!r}")
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"{what}: the folder {os.fspath(target.parent)!r} of {text!r} does not exist; "
+                                "create it first")
+    return target
+
+
+def atomic_write(path: PathLike, write: Callable[[IO[bytes]], None], *, what: str = "path") -> None:
     """Create or replace the file ``path`` with what ``write(file)`` writes, atomically.
 
     The bytes go to a temporary file in the same directory, which is flushed,
@@ -111,14 +145,15 @@ def atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> None:
     raises or the process dies, ``path`` keeps its old content (or stays absent)
     and the temporary file is removed where possible.  Temporary files of ``path``
     that an earlier, killed writer left (``.<name>.<32 hex digits>.tmp``) are removed first.
+    The temporary file is locked (:func:`hold_lock`) from before its first byte until
+    after its rename, so another writer's cleanup never takes a live writer's file.
+    ``what`` names ``path`` in the errors of :func:`check_target`.
     """
-    path = Path(path)
+    path = check_target(path, what)
     remove_orphans(path.parent, rf"\.{re.escape(path.name)}\.[0-9a-f]{{32}}\.tmp")
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    fd, tmp = _locked_temp(path)
     try:
-        hold_lock(fd)
-        with os.fdopen(fd, "wb") as file:
+        with os.fdopen(fd, "wb", closefd=False) as file:
             write(file)
             file.flush()
             os.fsync(file.fileno())
@@ -126,7 +161,32 @@ def atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        os.close(fd)  # releases the lock, after the rename
     _fsync_directory(path.parent)
+
+
+def _locked_temp(path: Path) -> tuple[int, Path]:
+    """A new temporary file beside ``path``, open and locked, that is still linked under its name.
+
+    Between creating a file and locking it, another writer's :func:`remove_orphans` may
+    take it for an orphan and delete it; then this one was locked too late, so try a new name.
+    """
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        try:
+            hold_lock(fd)
+            if os.path.samestat(os.fstat(fd), os.stat(tmp)):
+                return fd, tmp
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+    raise OSError(f"{path}: could not keep a temporary file beside it (other writers remove them)")
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -140,13 +200,15 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def save_arrays(path: PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+def save_arrays(path: PathLike, arrays: Mapping[str, np.ndarray], *, what: str = "path") -> None:
     """Write ``arrays`` (name -> NumPy array) to ``path`` atomically.
 
     A name ending in ``.pkl`` or ``.pickle`` gives the book's format (a pickled
     ``dict`` of ndarrays, readable by the book's ``load_params``); any other name
-    gives an ``.npz`` archive (written under exactly that name).
+    gives an ``.npz`` archive (written under exactly that name).  ``path`` must name
+    a file in an existing folder (:func:`check_target`; ``what`` names it in errors).
     """
+    check_target(path, what)
     checked = {}
     for key, value in arrays.items():
         if not isinstance(key, str) or not key:
@@ -157,171 +219,160 @@ def save_arrays(path: PathLike, arrays: Mapping[str, np.ndarray]) -> None:
         _check_numeric(key, value)
         checked[key] = value
     if Path(path).suffix.lower() in PICKLE_SUFFIXES:
-        atomic_write(path, lambda file: pickle.dump(checked, file, protocol=4))
+        atomic_write(path, lambda file: pickle.dump(checked, file, protocol=4), what=what)
     else:
-        atomic_write(path, lambda file: np.savez(file, **checked))
+        atomic_write(path, lambda file: np.savez(file, **checked), what=what)
 
 
-def load_arrays(path: PathLike) -> dict[str, np.ndarray]:
+def load_arrays(
+    path: PathLike, expected: Mapping[str, tuple[int, ...] | None] | None = None, *, max_bytes: int | None = None,
+) -> dict[str, np.ndarray]:
     """Read a file written by :func:`save_arrays`, or the book's pickled dict of ndarrays.
 
-    The format is recognised by content: a zip archive is read as ``.npz``
-    (``allow_pickle=False``; every member must be a ``.npy`` array of numbers), anything
-    else as a pickle through :class:`RestrictedUnpickler`.  Returns name -> NumPy array.
-    A damaged archive raises ``ValueError`` naming ``path``.
+    The format is recognised by content: a zip archive is read as ``.npz`` (every
+    member must be a ``.npy`` array of numbers, ``allow_pickle=False``), anything else
+    as a pickle through :class:`RestrictedUnpickler`.  Returns name -> NumPy array.
+
+    ``expected`` (name -> shape, or None for any shape) lists the arrays the caller can
+    use: in an archive, a member of another name or shape is refused from its header,
+    before its data is read.  Every member's header must agree with its size, and an
+    archive may unpack to at most ``max_bytes`` (default: :data:`MIN_UNPACKED` plus
+    :data:`MAX_RATIO` times its size on disk; exactly what ``expected`` needs when it
+    gives every shape).  A damaged or out-of-bounds file raises ``ValueError``
+    (:class:`UnsafePickleError` for a pickle) naming ``path``.
     """
+    where = os.fspath(path)
     with open(path, "rb") as file:
         is_zip = file.read(4) in _ZIP_MAGIC
         file.seek(0)
-        loaded = _load_npz(file, path) if is_zip else _load_pickled_dict(file, path)
+        loaded = _load_npz(file, where, expected, max_bytes) if is_zip else _load_pickled_dict(file, where)
     for key, value in loaded.items():
         _check_numeric(key, value)
     return loaded
 
 
-def _load_npz(file: IO[bytes], path: PathLike) -> dict[str, np.ndarray]:
+def load_pickle(file: IO[bytes], where: str) -> Any:
+    """What the pickle in ``file`` (seekable, binary) builds, through :class:`RestrictedUnpickler`.
+
+    Raises :class:`UnsafePickleError` (a refused global or a bound passed) or
+    :class:`pickle.UnpicklingError` (damage), both naming ``where``.
+    """
     try:
-        with np.load(file, allow_pickle=False) as archive:
-            others = [name for name in archive.zip.namelist() if not name.endswith(".npy")]
-            if others:
-                raise ValueError(f"{os.fspath(path)}: members {others} are not .npy arrays; "
-                                 "expected an .npz archive of arrays only")
-            return {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, ValueError) as exc:
-        if str(exc).startswith(os.fspath(path)):
-            raise
-        raise ValueError(f"{os.fspath(path)}: damaged .npz archive ({type(exc).__name__}: {exc})") from exc
+        return RestrictedUnpickler(file).load()
+    except UnsafePickleError as exc:
+        raise UnsafePickleError(f"{where}: {exc}") from None
+    except Exception as exc:  # the C unpickler's and NumPy's own errors on damaged data
+        raise pickle.UnpicklingError(f"{where}: neither an .npz archive nor a readable pickle "
+                                     f"({type(exc).__name__}: {exc})") from None
 
 
-def _load_pickled_dict(file: IO[bytes], path: PathLike) -> dict[str, np.ndarray]:
+def _load_npz(file: IO[bytes], where: str, expected: Mapping[str, Any] | None, max_bytes: int | None,
+              ) -> dict[str, np.ndarray]:
     try:
-        obj = RestrictedUnpickler(file).load()
-    except UnsafePickleError:
-        raise
-    except Exception as exc:
-        raise pickle.UnpicklingError(f"{os.fspath(path)}: neither an .npz archive nor a readable pickle ({exc})") from exc
+        with zipfile.ZipFile(file) as archive:
+            infos = archive.infolist()
+            keys = [_member_key(info, where) for info in infos]
+            unknown = sorted(set(keys) - set(expected)) if expected is not None else []
+            if unknown:
+                raise ValueError(f"{where}: holds {unknown}, which are not expected here "
+                                 f"(expected some of {sorted(expected)})")
+            if len(set(keys)) != len(keys):
+                raise ValueError(f"{where}: an array name occurs twice in the archive")
+            bound = _unpacked_bound(file, expected, max_bytes)
+            total = sum(info.file_size for info in infos)
+            if total > bound:
+                raise ValueError(f"{where}: its arrays would unpack to {total} bytes, more than the {bound} "
+                                 "allowed: a damaged file or a zip bomb")
+            return {key: _read_member(archive, info, key, where, expected) for key, info in zip(keys, infos)}
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, ValueError, NotImplementedError,
+            RuntimeError, struct.error, UnicodeDecodeError, OverflowError, MemoryError) as exc:
+        if str(exc).startswith(where + ":"):
+            raise ValueError(str(exc)) from None
+        raise ValueError(f"{where}: damaged .npz archive ({type(exc).__name__}: {exc})") from None
+
+
+def _unpacked_bound(file: IO[bytes], expected: Mapping[str, Any] | None, max_bytes: int | None) -> int:
+    if max_bytes is not None:
+        return max_bytes
+    if expected and all(shape is not None for shape in expected.values()):
+        # 8-byte items at most, and a .npy header (a few hundred bytes) per array
+        return sum(8 * math.prod(shape) + 4096 for shape in expected.values())
+    return MIN_UNPACKED + MAX_RATIO * os.fstat(file.fileno()).st_size
+
+
+def _member_key(info: zipfile.ZipInfo, where: str) -> str:
+    if not info.filename.endswith(".npy"):
+        raise ValueError(f"{where}: member {info.filename!r} is not a .npy array; "
+                         "expected an .npz archive of arrays only")
+    key = info.filename[:-len(".npy")]
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 0x1:
+        raise ValueError(f"{where}: member {info.filename!r} is encrypted or uses compression method "
+                         f"{info.compress_type}; .npz archives use 0 (stored) or 8 (deflated)")
+    if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+        raise ValueError(f"{where}: member {info.filename!r} is stored, but its sizes disagree "
+                         f"({info.compress_size} and {info.file_size} bytes)")
+    return key
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, where: str,
+                 expected: Mapping[str, Any] | None) -> np.ndarray:
+    """One member's array; its header is checked against its size and ``expected`` before its data is read."""
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"{where}: array {key!r} has .npy format version {version}, expected 1.0 or 2.0")
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(member, max_header_size=10_000)
+        try:
+            numeric_dtype(dtype)
+        except UnsafePickleError:
+            raise ValueError(f"{where}: array {key!r} has dtype {dtype}, expected a numeric array") from None
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes != info.file_size - member.tell():
+            raise ValueError(f"{where}: array {key!r}'s header says shape {shape} of {dtype} ({nbytes} bytes), "
+                             f"its member holds {info.file_size - member.tell()}: a damaged file")
+        want = None if expected is None else expected[key]
+        if want is not None and tuple(shape) != tuple(want):
+            raise ValueError(f"{where}: {key!r} has shape {tuple(shape)}, expected {tuple(want)}")
+        flat = np.empty(math.prod(shape), dtype=dtype)
+        view, done = memoryview(flat).cast("B"), 0
+        while done < nbytes:
+            got = member.readinto(view[done:done + (1 << 24)])
+            if not got:
+                raise ValueError(f"{where}: array {key!r} is truncated ({done} of {nbytes} bytes)")
+            done += got
+        if member.read(1):  # reaching the end also checks the member's CRC
+            raise ValueError(f"{where}: array {key!r} has bytes past its data: a damaged file")
+    return flat.reshape(shape[::-1]).transpose() if fortran else flat.reshape(shape)
+
+
+def _load_pickled_dict(file: IO[bytes], where: str) -> dict[str, np.ndarray]:
+    obj = load_pickle(file, where)
     if not isinstance(obj, dict):
-        raise ValueError(f"{os.fspath(path)}: expected a pickled dict of arrays, got {type(obj).__name__}")
+        raise ValueError(f"{where}: expected a pickled dict of arrays, got {type(obj).__name__}")
     loaded = {}
     for key, value in obj.items():
         if not isinstance(key, str):
-            raise ValueError(f"{os.fspath(path)}: expected string keys, got {key!r}")
+            raise ValueError(f"{where}: expected string keys, got a {type(key).__name__}")
         if not isinstance(value, (np.ndarray, np.generic, int, float)) or isinstance(value, bool):
-            raise ValueError(f"{os.fspath(path)}: value of {key!r} is a {type(value).__name__}, not an array")
+            raise ValueError(f"{where}: value of {key!r} is a {type(value).__name__}, not an array")
         loaded[key] = np.asarray(value)  # a _CheckedArray becomes a plain ndarray
     return loaded
+
+
+def load_json(text: str, where: str) -> Any:
+    """``json.loads(text)``, refused (``ValueError`` naming ``where``) when nested deeper than
+    :data:`MAX_JSON_DEPTH`: the decoder recurses once per level and would overflow the stack."""
+    brackets = _JSON_NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    depth = max(itertools.accumulate(1 if c in "[{" else -1 for c in brackets), default=0)
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"{where}: JSON nested {depth} levels deep, more than {MAX_JSON_DEPTH}: not xpnet's metadata")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"{where}: not valid JSON ({exc})") from None
 
 
 def _check_numeric(key: str, value: np.ndarray) -> None:
     if value.dtype.kind not in _NUMERIC_KINDS:
         raise ValueError(f"{key!r}: expected a numeric array, got dtype {value.dtype}")
-
-
-def _numeric_dtype(dtype: Any) -> np.dtype:
-    """``dtype`` if it is a plain dtype of numbers; else :class:`UnsafePickleError`."""
-    if not isinstance(dtype, np.dtype) or dtype.kind not in _NUMERIC_KINDS or dtype.hasobject \
-            or dtype.fields is not None or dtype.subdtype is not None:
-        flagged = " (flagged as holding objects)" if isinstance(dtype, np.dtype) and dtype.hasobject else ""
-        raise UnsafePickleError(f"refused dtype {dtype!r}{flagged}: a parameter pickle holds numeric arrays only "
-                                "(bool, int, uint, float)")
-    return dtype
-
-
-def _pickled_dtype(*args: Any) -> np.dtype:
-    """``numpy.dtype(*args)`` for a pickle: refused, before NumPy builds anything with it, unless numeric."""
-    if not args or not isinstance(args[0], str):
-        raise UnsafePickleError(f"refused numpy.dtype{args!r}: expected a type code string")
-    return _numeric_dtype(np.dtype(*args))
-
-
-class _CheckedArray(np.ndarray):
-    """What a pickled array is rebuilt as: its state is checked before NumPy's ``__setstate__`` sees it.
-
-    NumPy's own ``__setstate__`` trusts its input; an object array whose element list
-    is shorter than its shape crashes the process.  Loaded values are turned back into
-    plain ``numpy.ndarray`` by :func:`load_arrays`.
-    """
-
-    def __setstate__(self, state: Any) -> None:
-        if not isinstance(state, tuple) or len(state) not in (4, 5):
-            raise UnsafePickleError("refused an array state that is not (version, shape, dtype, fortran, data)")
-        shape, dtype, data = state[-4], state[-3], state[-1]
-        _numeric_dtype(dtype)
-        if not isinstance(shape, tuple) or not all(
-            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
-        ):
-            raise UnsafePickleError(f"refused array shape {shape!r}: expected a tuple of ints >= 0")
-        if not isinstance(data, (bytes, bytearray)) or len(data) != math.prod(shape) * dtype.itemsize:
-            size = len(data) if isinstance(data, (bytes, bytearray)) else type(data).__name__
-            raise UnsafePickleError(
-                f"refused array data ({size}): shape {shape} of {dtype} needs {math.prod(shape) * dtype.itemsize} bytes"
-            )
-        super().__setstate__(state)
-
-
-def _pickled_reconstruct(cls: Any, shape: Any, typecode: Any) -> np.ndarray:
-    """NumPy's ``_reconstruct`` for ``numpy.ndarray`` only, building a :class:`_CheckedArray`."""
-    if cls is not np.ndarray:
-        raise UnsafePickleError(f"refused to rebuild {cls!r}: only numpy.ndarray")
-    return _multiarray._reconstruct(_CheckedArray, shape, typecode)
-
-
-def _pickled_scalar(dtype: Any, data: Any) -> Any:
-    """NumPy's ``scalar`` for numeric dtypes and raw bytes only."""
-    _numeric_dtype(dtype)
-    if not isinstance(data, bytes) or len(data) != dtype.itemsize:
-        raise UnsafePickleError(f"refused a {dtype} scalar from {type(data).__name__}")
-    return _multiarray.scalar(dtype, data)
-
-
-def _pickled_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any, axis_order: Any = None) -> np.ndarray:
-    """NumPy's ``_frombuffer`` (protocol 5) for numeric dtypes only."""
-    _numeric_dtype(dtype)
-    return _numeric._frombuffer(buf, dtype, shape, order, axis_order)
-
-
-def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
-    """``_codecs.encode`` as protocol 0-2 pickles use it for bytes, limited to latin-1."""
-    if encoding not in ("latin1", "latin-1"):
-        raise UnsafePickleError(f"refused _codecs.encode with encoding {encoding!r}")
-    return codecs.encode(text, "latin1")
-
-
-class UnsafePickleError(pickle.UnpicklingError):
-    """A pickle asked for a global that :class:`RestrictedUnpickler` does not admit."""
-
-
-_SAFE_GLOBALS: dict[tuple[str, str], Any] = {
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): _pickled_dtype,
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("_codecs", "encode"): _latin1_encode,
-}
-for _package in ("numpy.core", "numpy._core"):
-    _SAFE_GLOBALS[(f"{_package}.multiarray", "_reconstruct")] = _pickled_reconstruct
-    _SAFE_GLOBALS[(f"{_package}.multiarray", "scalar")] = _pickled_scalar
-    _SAFE_GLOBALS[(f"{_package}.numeric", "_frombuffer")] = _pickled_frombuffer
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that admits only what rebuilds NumPy arrays, dtypes and scalars.
-
-    Dicts, lists, tuples, strings and numbers need no globals; the only globals
-    admitted are NumPy's array/scalar reconstructors, ``numpy.ndarray``,
-    ``numpy.dtype``, ``collections.OrderedDict`` and a latin-1-only
-    ``_codecs.encode`` (old protocols' bytes).  The NumPy ones are wrapped: a dtype
-    that is not bool/int/uint/float (object, void, structured, string) is refused
-    when the pickle constructs it, and an array's state (shape, dtype, data length)
-    is checked before NumPy's ``__setstate__`` runs.  Any other global (``os.system``,
-    ``builtins.eval``, a class) raises :class:`UnsafePickleError` (a
-    :class:`pickle.UnpicklingError`) naming it, before anything from the file is called.
-    """
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _SAFE_GLOBALS[(module, name)]
-        except KeyError:
-            raise UnsafePickleError(
-                f"refused to load global '{module}.{name}': only NumPy arrays (in dicts/lists) may be "
-                "read from a parameter pickle; this file holds something else and may be malicious"
-            ) from None

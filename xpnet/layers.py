@@ -204,10 +204,13 @@ class Dropout:
         self.mask = None
 
     def forward(self, x: Array, train_flg: bool = True) -> Array:
+        xp = array_namespace(x)
+        if not xp.isdtype(x.dtype, "real floating"):  # integers (uint8 pixels): the mask and scale need floats
+            x = xp.astype(x, xp.float64)
         if not train_flg:
             return x * (1.0 - self.dropout_ratio)
         keep = self.rng.keep_mask(tuple(x.shape), self.dropout_ratio, device=device_of(x))  # rand > ratio
-        self.mask = array_namespace(x).astype(keep, x.dtype)  # the book's boolean mask, as 1.0/0.0
+        self.mask = xp.astype(keep, x.dtype)  # the book's boolean mask, as 1.0/0.0
         return x * self.mask
 
     def backward(self, dout: Array) -> Array:

@@ -41,6 +41,8 @@ class BaseModel:
             return type(self).__name__ + ".pkl"
         if not isinstance(file_name, (str, os.PathLike)):
             raise TypeError(f"file_name: expected a path or None, got {type(file_name).__name__}")
+        if not os.fspath(file_name):
+            raise ValueError("file_name: expected a file name such as 'model.pkl' (or None for the default), got ''")
         return os.fspath(file_name)
 
     def save_params(self, file_name: str | os.PathLike | None = None) -> None:
@@ -48,10 +50,10 @@ class BaseModel:
         name = self._file(file_name)
         hosts = [to_numpy(param) for param in self.params]
         if name.lower().endswith(".npz"):
-            io.save_arrays(name, {str(i): host for i, host in enumerate(hosts)})
+            io.save_arrays(name, {str(i): host for i, host in enumerate(hosts)}, what="file_name")
         else:
             half = [host.astype("float16") for host in hosts]
-            io.atomic_write(name, lambda file: pickle.dump(half, file, protocol=4))
+            io.atomic_write(name, lambda file: pickle.dump(half, file, protocol=4), what="file_name")
 
     def load_params(self, file_name: str | os.PathLike | None = None) -> None:
         """Copy a file's arrays into ``params`` in place, cast to each param's dtype, on its
@@ -59,7 +61,7 @@ class BaseModel:
         name = self._file(file_name)
         if not os.path.isfile(name):
             raise FileNotFoundError(f"file_name: no file {name!r}")
-        hosts = _read(name)
+        hosts = _read(name, [tuple(param.shape) for param in self.params])
         if len(hosts) != len(self.params):
             raise ValueError(f"{name}: holds {len(hosts)} arrays, this {type(self).__name__} has "
                              f"{len(self.params)} params")
@@ -74,25 +76,21 @@ class BaseModel:
                 param[...] = device.asarray(host, dtype=param.dtype)
 
 
-def _read(name: str) -> list[Any]:
-    """The arrays of a book pickle (a list) or of an ``.npz`` / xpnet pickle (a dict, keys ``0..n-1``)."""
+def _read(name: str, shapes: list[tuple[int, ...]]) -> list[Any]:
+    """The arrays of a book pickle (a list) or of an ``.npz`` / xpnet pickle (a dict, keys ``0..n-1``);
+    an archive's members are checked against ``shapes`` before they are read."""
     with open(name, "rb") as file:
         is_zip = file.read(2) == b"PK"
         file.seek(0)
         if not is_zip:
-            try:
-                obj = io.RestrictedUnpickler(file).load()
-            except io.UnsafePickleError:
-                raise
-            except Exception as exc:
-                raise pickle.UnpicklingError(f"{name}: neither an .npz archive nor a readable pickle ({exc})") from exc
+            obj = io.load_pickle(file, name)
             if isinstance(obj, (list, tuple)):
                 for i, value in enumerate(obj):
                     kind = getattr(getattr(value, "dtype", None), "kind", "")
                     if not hasattr(value, "shape") or kind not in "biuf" or not kind:
                         raise ValueError(f"{name}: item {i} is not a numeric array")
                 return list(obj)
-    arrays = io.load_arrays(name)
+    arrays = io.load_arrays(name, {str(i): shape for i, shape in enumerate(shapes)})
     keys = [str(i) for i in range(len(arrays))]
     if sorted(arrays) != sorted(keys):
         raise ValueError(f"{name}: expected arrays named 0..{len(arrays) - 1}, got {sorted(arrays)}")

@@ -102,6 +102,9 @@ def clip_grads(grads: list[Array], max_norm: float) -> None:
     if not grads:
         return
     xp = array_namespace(*grads)
+    for i, grad in enumerate(grads):
+        if not xp.isdtype(grad.dtype, "real floating"):  # scaled in place: an integer array would round to 0
+            raise TypeError(f"grads[{i}]: expected a float array (it is scaled in place), got {grad.dtype}")
     total = sum(xp.sum(grad * grad) for grad in grads)
     rate = xp.minimum(max_norm / (xp.sqrt(total) + 1e-6), 1.0)
     for grad in grads:

@@ -10,6 +10,7 @@ device-side pool), so a training step copies nothing from the host.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from array_api_compat import array_namespace, is_array_api_obj
@@ -20,9 +21,11 @@ from xpnet.book2.layers import Embedding, SigmoidWithLoss
 from xpnet.book2.util import count_ids
 from xpnet.checks import positive_int, real
 
-__all__ = ["UnigramSampler", "EmbeddingDot", "NegativeSamplingLoss"]
+__all__ = ["UnigramSampler", "EmbeddingDot", "NegativeSamplingLoss", "MAX_VOCAB"]
 
 Array = Any
+#: Word ids a corpus may use beyond its own length without an explicit ``vocab_size``.
+MAX_VOCAB = 1 << 22
 
 
 class UnigramSampler:
@@ -37,7 +40,8 @@ class UnigramSampler:
     generator, so ``np.random.seed`` makes a book script repeatable).
     """
 
-    def __init__(self, corpus: Array, power: float, sample_size: int, *, seed: int | None = None) -> None:
+    def __init__(self, corpus: Array, power: float, sample_size: int, *, seed: int | None = None,
+                 vocab_size: int | None = None) -> None:
         if not is_array_api_obj(corpus) or corpus.ndim != 1 or corpus.shape[0] == 0 \
                 or not array_namespace(corpus).isdtype(corpus.dtype, "integral"):
             raise ValueError("corpus: expected a non-empty 1-D integer array of word ids")
@@ -46,13 +50,30 @@ class UnigramSampler:
         xp = array_namespace(corpus)
         if int(xp.min(corpus)) < 0:
             raise ValueError(f"corpus: expected word ids >= 0, got {int(xp.min(corpus))}")
-        self.vocab_size = int(xp.max(corpus)) + 1
+        largest = int(xp.max(corpus))
+        if vocab_size is not None:
+            if largest >= positive_int("vocab_size", vocab_size):
+                raise ValueError(f"corpus: word id {largest} is outside vocab_size {vocab_size}")
+        elif largest >= max(corpus.shape[0], MAX_VOCAB):
+            # the tables take 24 bytes per id up to the largest: a stray id of 2**33 would ask for 200 GB
+            raise ValueError(f"corpus: word id {largest} is far beyond its {corpus.shape[0]} words (ids are "
+                             f"expected < {max(corpus.shape[0], MAX_VOCAB)}); pass vocab_size= if it is meant")
+        self.vocab_size = largest + 1 if vocab_size is None else vocab_size
         counts = count_ids(corpus, self.vocab_size)
         seen = int(xp.sum(xp.astype(counts > 0, xp.int64)))
         if self.sample_size > seen - 1:
             raise ValueError(f"sample_size: expected at most {seen - 1} (the corpus has {seen} different words, "
                              f"one of which is the target), got {self.sample_size}")
-        weights = xp.where(counts > 0, xp.astype(counts, xp.float64) ** power, 0.0)
+        if power * math.log(int(xp.max(counts))) < 600:  # the book's weights: count ** power
+            weights = xp.where(counts > 0, xp.astype(counts, xp.float64) ** power, 0.0)
+        else:  # they would overflow: the same ratios, through logs
+            logs = xp.log(xp.astype(xp.maximum(counts, 1), xp.float64))
+            weights = xp.where(counts > 0, xp.exp(power * (logs - xp.max(logs))), 0.0)
+        drawable = int(xp.sum(xp.astype(weights > 0, xp.int64)))
+        if self.sample_size > drawable - 1:
+            raise ValueError(f"power: {power:g} leaves {drawable} word(s) a probability that is not 0 "
+                             f"(counts ** power underflows), fewer than sample_size + 1 = {self.sample_size + 1}; "
+                             "use a smaller power (the book's is 0.75)")
         self.word_p = weights / xp.sum(weights)
         self._cdf = xp.cumulative_sum(self.word_p)
         self._rng = Generator(seed)

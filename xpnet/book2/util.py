@@ -161,6 +161,10 @@ def ppmi(C: Array, verbose: bool = False, eps: float = 1e-8) -> Array:
     if C.ndim != 2 or C.shape[0] != C.shape[1]:
         raise ValueError(f"C: expected a square co-occurrence matrix (V, V), got shape {tuple(C.shape)}")
     counts = xp.astype(C, xp.float64)
+    if C.shape[0] == 0:  # no words: an empty matrix, as the book's loops give
+        return xp.zeros((0, 0), dtype=xp.float32, device=array_device(C))
+    if bool(xp.any(counts < 0)):
+        raise ValueError("C: expected co-occurrence counts (>= 0), got a negative entry")
     total = xp.sum(counts)
     column = xp.sum(counts, axis=0)
     vocab_size = C.shape[0]

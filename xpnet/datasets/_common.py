@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -15,6 +16,7 @@ from typing import Any, Union
 import numpy as np
 
 from xpnet.datasets._owned import remove_if_owned
+from xpnet.io import load_arrays
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -94,21 +96,65 @@ def format_images(
     return x, t
 
 
+def gunzip(data: bytes, source: str, limit: int) -> bytes:
+    """``data`` with its gzip layer undone (every member of it), refusing more than ``limit`` bytes out.
+
+    Raises :class:`DatasetError` naming ``source`` as soon as the output would pass
+    ``limit`` (so a small file that inflates to gigabytes costs ``limit`` bytes at most),
+    or when the data is damaged or truncated.
+    """
+    out, rest = bytearray(), data
+    try:
+        while rest.rstrip(b"\0"):  # gzip allows zero padding after the last member
+            inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            pending = rest
+            while not inflate.eof:
+                chunk = inflate.decompress(pending, limit + 1 - len(out))
+                out += chunk
+                if len(out) > limit:
+                    raise DatasetError(f"{source}: inflates to more than {limit} bytes, the most this file can "
+                                       "hold: not the expected file (or a decompression bomb)")
+                pending = inflate.unconsumed_tail
+                if not chunk and not pending:
+                    raise DatasetError(f"{source}: damaged or truncated gzip data (it ends mid-stream)")
+            rest = inflate.unused_data
+    except zlib.error as exc:
+        raise DatasetError(f"{source}: damaged or truncated gzip data ({exc})") from None
+    return bytes(out)
+
+
+def read_bounded(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of ``path``, refused (:class:`DatasetError` naming it) when it has more than ``limit``."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limit:
+                raise DatasetError(f"{path}: {size} bytes, more than the {limit} any copy of {what} can have: "
+                                   "not the expected file")
+            return f.read(limit + 1)
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read the file ({exc})") from exc
+
+
 def load_npz(
-    path: Path, keys: Sequence[str], check: Callable[[dict[str, np.ndarray]], None]
+    path: Path, keys: Sequence[str], check: Callable[[dict[str, np.ndarray]], None], max_bytes: int,
 ) -> dict[str, np.ndarray] | None:
     """The arrays ``keys`` of the cache ``path``, validated by ``check``; None when it is absent.
 
-    A cache that cannot be read (truncated, not a zip, a key missing) or that ``check``
-    rejects (by raising :class:`DatasetError`) gives a warning and None, so that the
-    caller rebuilds it; it is deleted only if xpnet wrote it (:mod:`._owned`), else left
-    as it is (and :func:`._owned.save_cache` will not overwrite it).
+    The archive is read with bounds (:func:`xpnet.io.load_arrays`): members other than
+    ``keys`` are refused from their names, and it may unpack to ``max_bytes`` at most.
+    A cache that cannot be read (truncated, not a zip, damaged, out of bounds, a key
+    missing) or that ``check`` rejects (by raising :class:`DatasetError`) gives a warning
+    and None, so that the caller rebuilds it; it is deleted only if xpnet wrote it
+    (:mod:`._owned`), else left as it is (and :func:`._owned.save_cache` will not overwrite it).
     """
     if not path.is_file():
         return None
     try:
-        with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in keys}
+        if not zipfile.is_zipfile(path):
+            raise ValueError("not an .npz archive")
+        loaded = load_arrays(path, dict.fromkeys(keys), max_bytes=max_bytes)
+        arrays = {key: loaded[key] for key in keys}
         check(arrays)
         return arrays
     except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile, DatasetError) as exc:

@@ -9,10 +9,8 @@ is deleted only if xpnet downloaded it itself (:mod:`._owned`); any other is lef
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import warnings
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -20,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from xpnet.datasets import sources
-from xpnet.datasets._common import DatasetError
+from xpnet.datasets._common import DatasetError, gunzip, read_bounded
 from xpnet.datasets._owned import remove_if_owned
 from xpnet.datasets.csvfile import IMAGE_SHAPE, N_CLASSES
 from xpnet.datasets.idx import parse_idx
@@ -28,14 +26,11 @@ from xpnet.datasets.idx import parse_idx
 __all__ = ["find_verified", "read_verified", "check_arrays", "check_split", "bundled", "help_message"]
 
 
-def content(data: bytes, source: str) -> bytes:
-    """``data`` with its gzip layer undone, if it has one."""
+def content(data: bytes, source: str, limit: int) -> bytes:
+    """``data`` with its gzip layer undone, if it has one, inflating to ``limit`` bytes at most."""
     if data[:2] != b"\x1f\x8b":
         return data
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DatasetError(f"{source}: damaged or truncated gzip data ({exc})") from exc
+    return gunzip(data, source, limit)
 
 
 def read_verified(path: Path, name: str, title: str) -> np.ndarray:
@@ -44,11 +39,9 @@ def read_verified(path: Path, name: str, title: str) -> np.ndarray:
     Raises :class:`DatasetError` naming ``path``, the expected and the actual content
     SHA-256, with a hint: another data set's file, a header of the wrong shape, damage.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read the file ({exc})") from exc
-    raw = content(data, str(path))
+    what = f"{title}'s {name.removesuffix('.gz')}"
+    data = read_bounded(path, sources.max_file_bytes(name), what)
+    raw = content(data, str(path), sources.content_bytes(name))
     actual = hashlib.sha256(raw).hexdigest()
     expected = sources.tables()[title][1][name]
     if actual != expected.lower():

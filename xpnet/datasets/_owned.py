@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xpnet.io import atomic_write, save_arrays
+from xpnet.io import atomic_write, load_json, save_arrays
 
 __all__ = ["MANIFEST", "record", "owned", "remove_if_owned", "save_cache"]
 
@@ -31,7 +31,7 @@ _FORMAT = 1
 
 def _read(folder: Path) -> dict[str, dict[str, int]]:
     try:
-        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        data = load_json((folder / MANIFEST).read_text(encoding="utf-8"), str(folder / MANIFEST))
         files = data["files"] if data.get("format") == _FORMAT else {}
         return {str(k): {"size": int(v["size"]), "mtime_ns": int(v["mtime_ns"])} for k, v in files.items()}
     except (OSError, ValueError, TypeError, KeyError, AttributeError):

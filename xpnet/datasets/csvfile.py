@@ -18,6 +18,8 @@ __all__ = ["read_mnist_csv"]
 IMAGE_SHAPE = (28, 28)
 N_CLASSES = 10
 _CSV_COLUMNS = 1 + math.prod(IMAGE_SHAPE)
+#: The largest CSV file read: MNIST's 70,000 rows, each value in up to 8 characters ("255.000,").
+MAX_CSV_BYTES = 70_000 * _CSV_COLUMNS * 8 + (1 << 20)
 
 
 def read_mnist_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -48,9 +50,15 @@ def _has_header(path: Path) -> bool:
 def _read_csv(path: Path) -> tuple[np.ndarray, bool]:
     """The numbers of the CSV file ``path`` as a float32 (N, 785) array, and whether it had a header."""
     try:
+        size = path.stat().st_size
         header = _has_header(path)
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise DatasetError(f"{path}: cannot read the CSV file ({exc})") from exc
+    except UnicodeDecodeError:
+        raise DatasetError(_csv_problem(path, False)) from None
+    if size > MAX_CSV_BYTES:
+        raise DatasetError(f"{path}: {size} bytes, more than the {MAX_CSV_BYTES} that MNIST's 70,000 rows "
+                           "can take as CSV: not an MNIST CSV file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # numpy's "input contained no data"
@@ -88,8 +96,13 @@ def _check_csv_values(
 
 def _csv_problem(path: Path, header: bool) -> str:
     """Say which line of ``path`` numpy could not parse (rescanned in Python: error path only)."""
-    with open(path, encoding="utf-8-sig") as f:
-        for number, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                return (f"{path}: line {number} is not UTF-8 text (byte {raw[exc.start:exc.start + 1]!r} at column "
+                        f"{exc.start + 1}); expected a CSV of numbers")
             if (number == 1 and header) or not line.strip():
                 continue
             fields = line.rstrip("\r\n").split(",")

@@ -14,13 +14,14 @@ The request asks for the file's own bytes (``Accept-Encoding: identity``).  A se
 labels a ``.gz`` file ``Content-Encoding: gzip`` anyway still works: the bytes are kept as
 sent and checked, and, if they do not match, checked once more with that layer undone.
 Each transfer has an overall deadline (:data:`DEADLINE`, longer for large files:
-:data:`MIN_RATE`), so a server that drips bytes cannot hold a download forever.
+:data:`MIN_RATE`), so a server that drips bytes cannot hold a download forever, and a
+size bound (the file's known size), so a server that streams forever cannot fill the
+disk; undoing a ``Content-Encoding`` is bounded by the same size.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import os
 import re
@@ -28,7 +29,6 @@ import sys
 import tempfile
 import threading
 import time
-import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,10 +36,11 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from xpnet.checks import real
+from xpnet.datasets._common import DatasetError, gunzip
 from xpnet.datasets._owned import owned, record
 from xpnet.io import hold_lock, remove_orphans
 
-__all__ = ["fetch", "check_mirrors", "TIMEOUT", "DEADLINE", "MIN_RATE", "ATTEMPTS", "RETRY_DELAY"]
+__all__ = ["fetch", "check_mirrors", "TIMEOUT", "DEADLINE", "MIN_RATE", "MAX_BYTES", "ATTEMPTS", "RETRY_DELAY"]
 
 #: Seconds to wait for the connection and for each read before a try counts as failed.
 TIMEOUT = 30.0
@@ -47,6 +48,8 @@ TIMEOUT = 30.0
 DEADLINE = 600.0
 #: Bytes per second: by default a file of Content-Length n gets max(DEADLINE, n / MIN_RATE) s.
 MIN_RATE = 20_000.0
+#: Bytes a file may have when the caller gives no size (no dataset file of xpnet's is larger).
+MAX_BYTES = 1 << 30
 #: Tries per mirror and file when the failure may be transient.
 ATTEMPTS = 2
 #: Seconds to wait before trying the same mirror again.
@@ -83,13 +86,16 @@ def fetch(
     timeout: float | None = None,
     progress: bool = True,
     deadline: float | None = None,
+    max_bytes: Mapping[str, int] | None = None,
 ) -> dict[str, list[str]]:
     """Download ``files`` (file name -> SHA-256 hex digest) from ``mirrors`` into ``folder``.
 
     A file is fetched from ``<mirror>/<file name>``.  ``timeout`` (seconds for the
     connection and each read) defaults to :data:`TIMEOUT`; ``deadline`` (seconds one
     transfer may take in all) to :data:`DEADLINE` or more for a large file;
-    ``progress`` shows a progress bar per file on stderr.  Returns, for each file that
+    ``progress`` shows a progress bar per file on stderr; ``max_bytes`` (file name -> most
+    bytes; default :data:`MAX_BYTES`) cuts off a transfer that sends more, or announces
+    more in its ``Content-Length``, before it is written.  Returns, for each file that
     no mirror could deliver, one line per failed try (``url: reason``); an empty dict
     means every file is in place and verified.  Once a file has failed on every mirror
     (offline, say), the files after it are not tried.  ``mirrors`` must be a non-empty
@@ -104,7 +110,8 @@ def fetch(
         if failed:
             failed[name] = [f"{name}: not tried, since no mirror delivered {next(iter(failed))}"]
             continue
-        reasons = _fetch_one(name, sha256, Path(folder), order, limit, deadline, progress)
+        size = MAX_BYTES if max_bytes is None else max_bytes.get(name, MAX_BYTES)
+        reasons = _fetch_one(name, sha256, Path(folder), order, limit, deadline, progress, size)
         if reasons:
             failed[name] = reasons
     return failed
@@ -112,7 +119,7 @@ def fetch(
 
 def _fetch_one(
     name: str, sha256: str, folder: Path, order: list[str], timeout: float, deadline: float | None,
-    progress: bool,
+    progress: bool, max_bytes: int,
 ) -> list[str]:
     """Try the mirrors of ``order`` for ``name``; move the one that works to the front.
 
@@ -127,7 +134,7 @@ def _fetch_one(
             if attempt:
                 time.sleep(RETRY_DELAY)
             try:
-                _download(url, folder / name, sha256, timeout, deadline, progress)
+                _download(url, folder / name, sha256, timeout, deadline, progress, max_bytes)
             except requests.HTTPError as exc:
                 status = exc.response.status_code if exc.response is not None else None
                 reasons.append(f"{url}: HTTP {status}")
@@ -152,7 +159,7 @@ def _fetch_one(
 
 
 def _download(
-    url: str, dest: Path, sha256: str, timeout: float, deadline: float | None, progress: bool
+    url: str, dest: Path, sha256: str, timeout: float, deadline: float | None, progress: bool, max_bytes: int,
 ) -> None:
     """Stream ``url`` to a temporary file beside ``dest``; rename it to ``dest`` if it verifies.
 
@@ -168,7 +175,7 @@ def _download(
     # pooch sets the bar's total from Content-Length; total=1 keeps it truthy until then.
     # delay: a try that fails at once (offline) shows no empty bar.
     bar = tqdm(total=1, desc=dest.name, unit="B", unit_scale=True, file=sys.stderr, delay=0.5) if progress else None
-    watch = _Deadline(deadline, time.monotonic())
+    watch = _Deadline(deadline, time.monotonic(), max_bytes)
     try:
         downloader = pooch.HTTPDownloader(
             progressbar=bar or False, timeout=min(timeout, watch.limit()),
@@ -183,7 +190,7 @@ def _download(
             watch.cancel()
         actual = pooch.file_hash(tmp, alg="sha256")
         if actual != sha256.lower() and watch.encoded:
-            actual = _undo_encoding(tmp, actual)
+            actual = _undo_encoding(tmp, actual, max_bytes)
         if actual != sha256.lower():
             watch.raise_if_passed()
             raise _ChecksumMismatch(f"SHA-256 {actual}, expected {sha256}: rejected")
@@ -197,12 +204,13 @@ def _download(
             os.unlink(tmp)
 
 
-def _undo_encoding(tmp: str, actual: str) -> str:
-    """The SHA-256 of ``tmp`` with one gzip layer undone (written back), or ``actual`` if it has none."""
+def _undo_encoding(tmp: str, actual: str, max_bytes: int) -> str:
+    """The SHA-256 of ``tmp`` with one gzip layer undone (written back, ``max_bytes`` at most), or
+    ``actual`` if it has none."""
     try:
         with open(tmp, "rb") as f:
-            decoded = gzip.decompress(f.read())
-    except (OSError, EOFError, zlib.error):
+            decoded = gunzip(f.read(max_bytes + 1), tmp, max_bytes)
+    except (OSError, DatasetError):
         return actual
     with open(tmp, "wb") as f:
         f.write(decoded)
@@ -210,7 +218,8 @@ def _undo_encoding(tmp: str, actual: str) -> str:
 
 
 class _Deadline:
-    """Cuts a transfer off when its deadline passes, by shutting its connection down.
+    """Cuts a transfer off when its deadline passes, by shutting its connection down, or when
+    it sends (or announces) more than ``max_bytes``.
 
     A blocked read cannot be interrupted otherwise: a server that sends one byte every
     0.2 s never trips the per-read timeout.  ``hook`` (a requests response hook) also
@@ -218,8 +227,9 @@ class _Deadline:
     decode it (``encoded`` says there was one).
     """
 
-    def __init__(self, deadline: float | None, start: float) -> None:
+    def __init__(self, deadline: float | None, start: float, max_bytes: int = MAX_BYTES) -> None:
         self.deadline, self.start, self.encoded, self.passed = deadline, start, False, False
+        self.max_bytes = max_bytes
         self.effective = self.limit()
         self._timer: threading.Timer | None = None
 
@@ -232,6 +242,10 @@ class _Deadline:
             self.encoded = True
             response.raw.headers.discard("content-encoding")
         size = int(response.headers.get("Content-Length") or 0)
+        if size > self.max_bytes and not response.is_redirect:
+            response.close()
+            raise _Permanent(f"announces {size} bytes, more than the {self.max_bytes} this file has: refused")
+        response.iter_content = self._bounded(response.iter_content)
         self.effective = self.limit(size)
         left = self.effective - (time.monotonic() - self.start)
         self.cancel()  # a redirect: the new response takes over the rest of the time
@@ -239,6 +253,17 @@ class _Deadline:
         self._timer.daemon = True
         self._timer.start()
         return response
+
+    def _bounded(self, iter_content: Any) -> Any:
+        """``iter_content`` that stops a body longer than ``max_bytes``, before writing the chunk past it."""
+        def bounded(*args: Any, **kwargs: Any) -> Any:
+            sent = 0
+            for chunk in iter_content(*args, **kwargs):
+                sent += len(chunk)
+                if sent > self.max_bytes:
+                    raise _Permanent(f"sent more than the {self.max_bytes} bytes this file has: cut off")
+                yield chunk
+        return bounded
 
     def _cut(self, response: Any) -> None:
         self.passed = True

@@ -14,14 +14,13 @@ and what it expected on a damaged or truncated one.
 
 from __future__ import annotations
 
-import gzip
 import math
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from xpnet.datasets._common import DatasetError, PathLike
+from xpnet.datasets._common import DatasetError, PathLike, gunzip
 
 __all__ = ["parse_idx", "read_idx"]
 
@@ -40,13 +39,11 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     """The array stored in IDX ``data`` (gzip-compressed or not; detected from its first bytes).
 
     Returns a new, writable array of the header's shape, in native byte order.  ``source``
-    names the data in error messages.
+    names the data in error messages.  Compressed data is inflated no further than the size
+    its header announces.
     """
     if data[:2] == _GZIP_MAGIC:
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DatasetError(f"{source}: damaged or truncated gzip data ({exc})") from exc
+        data = gunzip(data, source, _announced_size(data, source))
     if len(data) < 4:
         raise DatasetError(f"{source}: {len(data)} bytes, too short for an IDX header (4 bytes or more)")
     if data[:2] != b"\x00\x00" or data[2] not in _TYPES or data[3] == 0:
@@ -73,6 +70,18 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
         )
     array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
     return array.astype(dtype.newbyteorder("="))
+
+
+def _announced_size(data: bytes, source: str) -> int:
+    """Bytes of the IDX file that the gzip ``data`` holds, as its header says (at most 2**40)."""
+    try:
+        head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, 4 + 4 * 255)
+    except zlib.error as exc:
+        raise DatasetError(f"{source}: damaged or truncated gzip data ({exc})") from None
+    if len(head) < 4 or head[2] not in _TYPES or len(head) < 4 + 4 * head[3]:
+        return len(head)  # parse_idx names what is wrong with this header
+    shape = np.frombuffer(head, dtype=">u4", count=head[3], offset=4)
+    return min(4 + 4 * head[3] + math.prod(int(n) for n in shape) * _TYPES[head[2]].itemsize, 1 << 40)
 
 
 def read_idx(path: PathLike) -> np.ndarray:

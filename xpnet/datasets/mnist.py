@@ -14,6 +14,7 @@ MNIST and Fashion-MNIST use the same file names, so each needs its own folder.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,6 +53,8 @@ _KEYS = {
     "t10k-images-idx3-ubyte.gz": "x_test",
     "t10k-labels-idx1-ubyte.gz": "t_test",
 }
+#: The most bytes the .npz cache may unpack to: the four arrays and their headers.
+_CACHE_BYTES = sum(math.prod(shape) for shape in sources.SHAPES.values()) + (64 << 10)
 
 
 def load_mnist(
@@ -207,7 +210,7 @@ def _load(
         real("deadline", deadline, low=0, low_open=True)
     folder = dataset_dir(name, data_dir)
     cache = folder / f"{name}.npz"
-    arrays = load_npz(cache, list(_KEYS.values()), check_arrays)
+    arrays = load_npz(cache, list(_KEYS.values()), check_arrays, max_bytes=_CACHE_BYTES)
     if arrays is None:
         arrays = _build(
             folder, title, mirrors, download=download, timeout=timeout, deadline=deadline, progress=progress
@@ -260,7 +263,8 @@ def _build(
                 "pass data_dir= a writable folder or set XPNET_DATA"
             ) from exc
         failures = _download.fetch(
-            missing, folder, mirrors, timeout=timeout, deadline=deadline, progress=progress
+            missing, folder, mirrors, timeout=timeout, deadline=deadline, progress=progress,
+            max_bytes={name: sources.max_file_bytes(name) for name in missing},
         )
         if failures:
             lines = [reason for reasons in failures.values() for reason in reasons]

@@ -41,6 +41,11 @@ PTB_SHA256: dict[str, str] = {
     "ptb.valid.txt": "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
     "ptb.test.txt": "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
 }
+#: Bytes of each file (the sources above record them); nothing larger is downloaded or read.
+PTB_SIZES: dict[str, int] = {"ptb.train.txt": 5101618, "ptb.valid.txt": 399782, "ptb.test.txt": 449945}
+#: The most bytes a split's .npz cache may unpack to: an int64 id per word (a word takes
+#: 2 bytes of text at least) and the vocabulary's text.
+_CACHE_BYTES = 5 * PTB_SIZES["ptb.train.txt"] + (1 << 20)
 _SPLITS = {"train": "ptb.train.txt", "valid": "ptb.valid.txt", "val": "ptb.valid.txt", "test": "ptb.test.txt"}
 #: The end-of-sentence word that replaces each line break, as in the book.
 EOS = "<eos>"
@@ -74,7 +79,7 @@ def load_data(
     split = "valid" if data_type == "val" else data_type
     folder = dataset_dir("ptb", data_dir)
     cache = folder / f"ptb.{split}.npz"
-    arrays = load_npz(cache, ["corpus", "vocab"], _check_cache)
+    arrays = load_npz(cache, ["corpus", "vocab"], _check_cache, max_bytes=_CACHE_BYTES)
     if arrays is None:
         names = dict.fromkeys(["ptb.train.txt", _SPLITS[split]])
         paths = _files(folder, list(names), download, PTB_MIRRORS if mirrors is None else mirrors, timeout, progress)
@@ -122,6 +127,10 @@ def _files(folder: Path, names: list[str], download: bool, mirrors: Sequence[str
     for name in names:
         path = folder / name
         if path.is_file():
+            if path.stat().st_size > PTB_SIZES[name]:
+                raise DatasetError(f"{path}: {path.stat().st_size} bytes, more than the {PTB_SIZES[name]} of the PTB "
+                                   "file; replace it with the file from one of " + ", ".join(mirrors)
+                                   + " (xpnet leaves it untouched)")
             actual = _sha256(path)
             if actual != PTB_SHA256[name]:
                 raise DatasetError(
@@ -138,7 +147,8 @@ def _files(folder: Path, names: list[str], download: bool, mirrors: Sequence[str
         except OSError as exc:
             raise DatasetError(f"PTB: cannot create the dataset folder {folder} ({exc}); "
                                "pass data_dir= a writable folder or set XPNET_DATA") from exc
-        failures = _download.fetch(missing, folder, mirrors, timeout=timeout, progress=progress)
+        failures = _download.fetch(missing, folder, mirrors, timeout=timeout, progress=progress,
+                                   max_bytes={name: PTB_SIZES[name] for name in missing})
         if failures:
             lines = [reason for reasons in failures.values() for reason in reasons]
             raise DatasetError(_help(folder, failures, mirrors, "no mirror delivered them:\n    " + "\n    ".join(lines)))

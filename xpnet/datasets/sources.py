@@ -12,9 +12,11 @@ projects list next to the same ``.gz`` digests / Zalando's MD5s.
 
 from __future__ import annotations
 
+import math
+
 __all__ = [
     "MNIST_MIRRORS", "MNIST_SHA256", "MNIST_CONTENT_SHA256", "FASHION_MNIST_MIRRORS", "FASHION_MNIST_SHA256",
-    "FASHION_MNIST_CONTENT_SHA256", "SHAPES", "SAMPLE_SHA256", "tables",
+    "FASHION_MNIST_CONTENT_SHA256", "SHAPES", "SAMPLE_SHA256", "tables", "content_bytes", "max_file_bytes",
 ]
 
 #: Where MNIST is fetched from, in order; every mirror serves the same four files.
@@ -72,6 +74,18 @@ SHAPES: dict[str, tuple[int, ...]] = {
     "t10k-images-idx3-ubyte.gz": (10000, 28, 28),
     "t10k-labels-idx1-ubyte.gz": (10000,),
 }
+
+def content_bytes(name: str) -> int:
+    """Bytes of the IDX content of the file ``name`` (uint8 values after a 4-byte magic and the sizes)."""
+    shape = SHAPES[name]
+    return 4 + 4 * len(shape) + math.prod(shape)
+
+
+def max_file_bytes(name: str) -> int:
+    """The most bytes any copy of ``name`` may have: its content, or that content gzip-compressed
+    (deflate adds at most 5 bytes per 16 KiB block of incompressible data, gzip a header)."""
+    return content_bytes(name) + content_bytes(name) // 1000 + 1024
+
 
 #: SHA-256 of the MNIST test set shipped in ``xpnet/datasets/data`` (see its README).
 SAMPLE_SHA256: dict[str, str] = {

@@ -151,6 +151,8 @@ class Net:
         if not is_array_api_obj(t):
             raise TypeError(f"t: expected an array, got {type(t).__name__}")
         n, classes = x.shape[0], self.num_classes
+        if n == 0:  # a mean over no samples: NaN in the loss, a division by zero in backward
+            raise ValueError("x: expected at least one sample, got 0")
         if not (t.ndim == 1 or (t.ndim == 2 and t.shape[1] in (1, classes))) or t.shape[0] != n:
             raise ValueError(f"t: expected {n} labels (one per sample of x) as indices ({n},) or ({n}, 1), "
                              f"or one-hot ({n}, {classes}), got shape {tuple(t.shape)}")
@@ -335,7 +337,7 @@ class Net:
         arrays = {key: to_numpy(value) for key, value in self.params.items()}
         for key, (layer, attr) in self._buffers.items():
             arrays[key] = to_numpy(getattr(layer, attr))
-        io.save_arrays(file_name, arrays)
+        io.save_arrays(file_name, arrays, what="file_name")
 
     @on_own_device
     def load_params(self, file_name: str | os.PathLike = "params.npz") -> None:
@@ -347,8 +349,9 @@ class Net:
         the layers keep sharing them.  Every parameter must be in the file with its
         shape; BatchNorm running statistics are optional.  Nothing changes on error.
         """
-        arrays = io.load_arrays(file_name)
         name = os.fspath(file_name)
+        arrays = io.load_arrays(file_name, {key: tuple(getattr(layer, attr).shape)
+                                            for key, (layer, attr) in {**self._slots, **self._buffers}.items()})
         unknown = sorted(set(arrays) - set(self._slots) - set(self._buffers))
         if unknown:
             raise ValueError(f"{name}: holds {unknown}, which this {type(self).__name__} does not have "

@@ -24,7 +24,7 @@ from .rnn_cells import (check_recurrent, gru_step, gru_step_backward, gru_weight
 
 Array = Any
 
-__all__ = ["TimeRNN", "TimeLSTM", "TimeGRU", "TimeBiLSTM", "input_projection", "weight_grads"]
+__all__ = ["TimeRNN", "TimeLSTM", "TimeGRU", "TimeBiLSTM", "input_projection", "weight_grads", "lstm_backward_tables"]
 
 
 def input_projection(xs: Array, Wx: Array, b: Array) -> Array:

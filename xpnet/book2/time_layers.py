@@ -7,7 +7,8 @@ gives it: the time layers, the recurrent cells (:mod:`xpnet.book2.rnn_cells`), t
 Where the book is not exact, these are: the loss is computed from a log-softmax (finite where
 a probability underflows), the ignore label ``-1`` is masked before any indexing, and every
 output, state, mask and gradient keeps the dtype of the caller's arrays (the book writes
-float32 everywhere).  Each layer is one pass over all time steps, with no per-step objects.
+float32 everywhere).  Each ``Time*`` layer is one pass over all time steps, with no per-step
+objects; the ``Simple_*`` layers keep the book's step-by-step form.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from array_api_compat import array_namespace
 from array_api_compat import device as array_device
 
 from ..backend import device_of
-from ..layers import _Slot as Slot
+from ..layers import Slot
 
 Array = Any
 

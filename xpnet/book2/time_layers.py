@@ -21,7 +21,7 @@ from array_api_compat import device as array_device
 from ..backend import Generator, device_of
 from ..checks import real
 from ..layers import SoftmaxWithLoss
-from ..layers import _Slot as Slot
+from ..layers import Slot
 from .functions import sigmoid, softmax
 from .layers import Affine, Dropout, Embedding, MatMul, Relu, Sigmoid, SigmoidWithLoss, Softmax
 from .np import np

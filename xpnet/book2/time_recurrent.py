@@ -18,7 +18,7 @@ from typing import Any
 
 from array_api_compat import array_namespace
 
-from ..layers import _Slot as Slot
+from ..layers import Slot
 from .rnn_cells import (check_recurrent, gru_step, gru_step_backward, gru_weight_grads, lstm_gate_scale,
                         lstm_gate_slopes, zeros)
 

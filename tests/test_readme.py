@@ -74,3 +74,17 @@ def test_the_readme_imports_exist(module, names):
     assert f"from {module} import {names[0]}" in README
     loaded = importlib.import_module(module)
     assert all(hasattr(loaded, name) for name in names)
+
+
+def test_import_xpnet_exposes_its_subpackages_on_first_use():
+    import subprocess
+    import sys
+
+    code = ("import sys, xpnet; heavy = [m for m in ('xpnet.nets', 'xpnet.trainer', 'tqdm', 'matplotlib') "
+            "if m in sys.modules]; print(heavy); print(xpnet.nets.SimpleConvNet.__name__, "
+            "xpnet.datasets.spiral.__name__, xpnet.book2.__name__, xpnet.trainer.Trainer.__name__); "
+            "print('nets' in dir(xpnet))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.splitlines() == ["[]", "SimpleConvNet xpnet.datasets.spiral xpnet.book2 Trainer", "True"]
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        xpnet.nope

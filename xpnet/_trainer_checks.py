@@ -103,6 +103,8 @@ def expected_input(network: Any) -> str:
 def _num_classes(network: Any, x_train: Array) -> int:
     """Output size of the network, from one forward pass on one training sample."""
     sample_shape = tuple(x_train.shape[1:])
+    if hasattr(network, "check_input"):  # xpnet's nets name the fix for the whole array's shape
+        network.check_input(x_train, "x_train")
     try:
         scores = network.predict(x_train[:1, ...])
     except Exception as exc:

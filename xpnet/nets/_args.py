@@ -4,9 +4,10 @@ book's ``conv_param`` dicts, and the parameters' floating dtype."""
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Union
+from typing import Any, Iterable, Mapping, Union
 
 from ..backend import resolve_dtype
+from ..checks import positive_int
 
 InitStd = Union[float, str]
 
@@ -27,6 +28,19 @@ def init_scale(weight_init_std: InitStd, fan_in: int) -> float:
         raise ValueError(f"weight_init_std: expected a finite number >= 0 or one of {sorted(_INIT_GAINS)}, "
                          f"got {weight_init_std!r}")
     return float(weight_init_std)
+
+
+def hidden_sizes(net: str, input_size: Any, hidden_size_list: Any, output_size: Any) -> list[int]:
+    """``hidden_size_list`` as a list of positive ints; a lone number (``MultiLayerNet(784, 100, 10)``)
+    raises one line that writes the call with its keywords."""
+    if isinstance(hidden_size_list, int):
+        raise TypeError(f"hidden_size_list: expected a list of hidden layer sizes, got {hidden_size_list!r}; "
+                        f"write {net}(input_size={input_size!r}, hidden_size_list=[{hidden_size_list!r}], "
+                        f"output_size={output_size!r})")
+    if isinstance(hidden_size_list, str) or not isinstance(hidden_size_list, Iterable):
+        raise TypeError(f"hidden_size_list: expected a list of hidden layer sizes such as [100, 100], "
+                        f"got {hidden_size_list!r}")
+    return [positive_int("hidden_size_list", n) for n in hidden_size_list]
 
 
 def conv_params(name: str, given: Mapping[str, int] | None, defaults: Mapping[str, int]) -> dict[str, int]:

@@ -137,15 +137,24 @@ class Net:
 
     # ------------------------------------------------------------------- checks
     def _check_x(self, x: Any) -> None:
+        self.check_input(x)
+
+    def check_input(self, x: Any, name: str = "x") -> None:
+        """``TypeError``/``ValueError`` naming ``name`` and the fix when ``x`` is no batch of
+        this net's samples (a forgotten ``flatten=False``, one sample without its batch axis)."""
         if not is_array_api_obj(x):
-            raise TypeError(f"x: expected an array, got {type(x).__name__}")
-        features = tuple(x.shape[1:])
-        fits = (x.ndim >= 2 and math.prod(features) == self.input_shape[0]) if self._flat_input \
-            else features == self.input_shape
-        if not fits:
-            expected = f"(N, {self.input_shape[0]}) or (N, ...) with {self.input_shape[0]} features" \
-                if self._flat_input else f"(N, {', '.join(map(str, self.input_shape))})"
-            raise ValueError(f"x: expected shape {expected}, got {tuple(x.shape)}")
+            raise TypeError(f"{name}: expected an array, got {type(x).__name__}")
+        shape, size, flat = tuple(x.shape), math.prod(self.input_shape), self._flat_input
+        if (len(shape) >= 2 and math.prod(shape[1:]) == size) if flat else shape[1:] == self.input_shape:
+            return
+        sample = ", ".join(map(str, (size,) if flat else self.input_shape))
+        fix = ""
+        if not flat and len(shape) == 2 and shape[1] == size:
+            fix = (f": images flattened to {size} values; load them with flatten=False "
+                   f"(load_mnist(flatten=False)) or pass x.reshape(-1, {sample})")
+        elif math.prod(shape) == size and (flat or len(shape) <= len(self.input_shape)):
+            fix = f": one sample without its batch axis; pass a batch of one, x.reshape(1, {sample})"
+        raise ValueError(f"{name}: expected shape (N, {sample}), got {shape}{fix}")
 
     def _check_t(self, x: Array, t: Any, values: bool) -> None:
         """Shape (and dtype) of ``t`` always; its values (one sync) when ``values``."""

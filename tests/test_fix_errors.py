@@ -98,3 +98,10 @@ def test_offline_mnist_is_three_lines_each_mirror_once(offline, tmp_path, capsys
     assert cli.main(["train", "--dataset", "mnist", "--device", "cpu", "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "error: " + lines[0] and err[1:3] == lines[1:] and len(err) == 4
+
+
+def test_a_bare_net_shows_what_it_is(convnet):
+    assert repr(convnet) == ("SimpleConvNet(input_shape=(1, 28, 28), num_classes=10, params=1,258, "
+                             "dtype=float32, device='cpu')")
+    assert repr(MultiLayerNet(784, [4], 10, dtype="float64", seed=0)) == (
+        "MultiLayerNet(input_shape=(784,), num_classes=10, params=3,190, dtype=float64, device='cpu')")

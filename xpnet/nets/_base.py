@@ -135,6 +135,12 @@ class Net:
     def __str__(self) -> str:
         return str(self.summary())
 
+    def __repr__(self) -> str:
+        count = sum(math.prod(p.shape) for p in self.params.values())
+        dtype = getattr(self.dtype, "name", str(self.dtype))
+        return (f"{type(self).__name__}(input_shape={self.input_shape}, num_classes={self.num_classes}, "
+                f"params={count:,}, dtype={dtype}, device={self.device.name!r})")
+
     # ------------------------------------------------------------------- checks
     def _check_x(self, x: Any) -> None:
         self.check_input(x)

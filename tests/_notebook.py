@@ -11,9 +11,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_notebook(cells: Iterable[str], cwd: Path, timeout: int = 120, **env: str) -> Any:
+def run_notebook(cells: Iterable[str], cwd: Path, timeout: int = 120, allow_errors: bool = False,
+                 **env: str) -> Any:
     """Execute the code ``cells`` in a fresh python3 kernel started in ``cwd`` (with this
-    repository first on its path); return the executed notebook (``nb.cells[i].outputs``)."""
+    repository first on its path); return the executed notebook (``nb.cells[i].outputs``).
+    With ``allow_errors`` every cell runs even after one raised (see :func:`error_of`)."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
@@ -23,7 +25,7 @@ def run_notebook(cells: Iterable[str], cwd: Path, timeout: int = 120, **env: str
     os.environ.pop("MPLBACKEND", None)  # the kernel's own inline backend, as in Jupyter
     os.environ.update(env)
     try:
-        client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+        client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
                                          resources={"metadata": {"path": str(cwd)}})
         client.execute()
     finally:
@@ -44,3 +46,9 @@ def images_of(cell: Any) -> int:
     """How many images the cell shows: every PNG among its display_data and execute_result outputs."""
     return sum("image/png" in out.get("data", {}) for out in cell.outputs
                if out.output_type in ("display_data", "execute_result"))
+
+
+def error_of(cell: Any) -> str | None:
+    """``"Name: message"`` of the exception a cell raised, or ``None``."""
+    errors = [f"{out.ename}: {out.evalue}" for out in cell.outputs if out.output_type == "error"]
+    return errors[0] if errors else None

@@ -1,0 +1,76 @@
+"""The learners' seed notebooks run on xpnet with their imports changed only, in a real IPython
+kernel, and print what their recorded outputs say (shared/seeds/; skipped without it)."""
+
+import re
+
+import pytest
+
+from _notebook import error_of, run_notebook, text_of
+from seed_notebooks import OFFLINE_MNIST, SHARED, code_cells, cut, port, seed
+
+pytestmark = pytest.mark.skipif(SHARED is None, reason="shared/seeds is not beside the repository")
+
+LOOP_LINE = re.compile(r"^\|에폭 (\d+)\|반복 10/10\|손실 (\d\.\d\d)$", re.M)
+FIT_LINE_RECORDED = re.compile(r"^\| 에폭 (\d+) \|  반복 1 / 10 \| 시간 0\[s\] \| 손실 (\d\.\d\d)$", re.M)
+FIT_LINE = re.compile(r"^\| epoch (\d+) \|  iter 1 / 10 \| time \d+\[s\] \| loss (\d\.\d\d)$", re.M)
+
+
+def test_notebook_002_prints_its_recorded_losses(tmp_path):
+    """Notebook 002 (the second book's chapter 1): its own training loop, then Trainer.fit, on
+    the spiral.  Its recorded output holds 42 loop epochs and 47 fit epochs (1-24, 243-265; the
+    rest was cut by the notebook's output limit); every one of them must be printed again."""
+    text = seed("002")
+    recorded_loop = dict(LOOP_LINE.findall(text))
+    recorded_fit = dict(FIT_LINE_RECORDED.findall(text))
+    assert len(recorded_loop) == 42 and len(recorded_fit) == 47
+
+    cells = code_cells(text)
+    assert cells[0] == "import numpy as np"
+    run = [cells[0]] + cells[24:33] + cells[34:]          # cell 33 draws the decision regions only
+    run = [port(code, book=2) for code in run]
+    # The notebook's net uses Softmax, which its kernel had from an earlier session's import.
+    run = [cut(code, "import Affine, Sigmoid, SoftmaxWithLoss", "import Affine, Sigmoid, Softmax, SoftmaxWithLoss")
+           if "SoftmaxWithLoss\n" in code + "\n" and code.startswith("import  sys") else code for code in run]
+    loop = next(i for i, code in enumerate(run) if "for epoch in range(max_epoch)" in code)
+    run[loop - 1] = cut(run[loop - 1], "max_epoch = 300", "max_epoch = 42")
+    fit = next(i for i, code in enumerate(run) if "trainer.fit(" in code)
+    run[fit] = cut(run[fit], "max_epoch = 300", "max_epoch = 265")
+
+    notebook = run_notebook(run, tmp_path, OPENBLAS_NUM_THREADS="1")
+    printed_loop = dict(LOOP_LINE.findall(text_of(notebook.cells[loop])))
+    printed_fit = dict(FIT_LINE.findall(text_of(notebook.cells[fit])))
+    assert len(printed_loop) == 42 and len(printed_fit) == 265
+    loop_same = sum(printed_loop[epoch] == loss for epoch, loss in recorded_loop.items())
+    fit_same = sum(printed_fit[epoch] == loss for epoch, loss in recorded_fit.items())
+    assert (loop_same, fit_same) == (42, 47)
+
+
+ACC_LINE = re.compile(r"^train acc, test acc \| (\d\.\d+), (\d\.\d+)$", re.M)
+PROGRAMS_001 = [0, 1, 3, 5, 6, 7, 9, 10]    # the eight training programs among its code cells
+CUTS_001 = [("iters_num = 10000", "iters_num = 100"), ("iters_num = 600*epoch", "iters_num = 100")]
+
+
+def test_notebook_001_runs_its_eight_training_programs(tmp_path):
+    """Notebook 001 (the first book's chapter 6): eight training programs on MNIST, written
+    with the book's layers (BatchNormalization(gamma=1.0, beta=0.), Dropout) and optimizers.
+    Each runs, seeded 0 as the book's code was; the Dropout program prints the book code's
+    last accuracies (train 0.573, test 0.465 on 300 training digits)."""
+    cells = code_cells(seed("001"))
+    assert "Dropout1" in cells[9] and cells[8].startswith("class Dropout:")
+    run = [OFFLINE_MNIST]
+    for index in PROGRAMS_001:
+        code = port(cells[index], book=1)
+        for old, new in CUTS_001:
+            if old in code:
+                code = cut(code, old, new)
+        run += ["np.random.seed(0)" if run[1:] else "import numpy as np\nnp.random.seed(0)", code]
+    run.insert(-2, cells[8])                      # the notebook's own Dropout, before the program that re-imports it
+    notebook = run_notebook(run, tmp_path, timeout=300, allow_errors=True, OPENBLAS_NUM_THREADS="1")
+    errors = [(i, error_of(cell)) for i, cell in enumerate(notebook.cells) if error_of(cell)]
+    assert errors == []
+    programs = [text_of(cell) for code, cell in zip(run, notebook.cells) if "for i in range(" in code]
+    assert len(programs) == 8
+    for printed in programs:
+        assert len(ACC_LINE.findall(printed)) >= 2, printed
+    train_acc, test_acc = ACC_LINE.findall(programs[6])[-1]
+    assert (round(float(train_acc), 3), round(float(test_acc), 3)) == (0.573, 0.465)

@@ -29,13 +29,6 @@ def test_accuracy_axis_fits_the_data():
     assert ax.get_ylim() == pytest.approx((0.92, 0.98))
 
 
-def test_validation_curve_is_drawn_when_the_history_has_one():
-    ax = Figure().subplots()
-    plot.plot_accuracy(ax, {**HISTORY, "val_acc_list": [0.5, 0.6]})
-    assert [line.get_label() for line in ax.get_lines()] == ["train", "validation", "test"]
-    assert ax.get_ylim()[0] == pytest.approx(0.5 - 0.1 * (0.97 - 0.5))
-
-
 def test_shown_plot_returns_nothing_so_a_notebook_shows_it_once(tmp_path):
     assert plot.plot_history(HISTORY) is None
     assert isinstance(plot.plot_history(HISTORY, tmp_path / "curves.png"), Figure)

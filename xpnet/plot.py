@@ -54,16 +54,15 @@ def accuracy_limits(*curves: Sequence[float]) -> tuple[float, float]:
 
 def plot_accuracy(ax: Any, history: Mapping[str, Sequence[float]], *, train_label: str = "train",
                   test_label: str = "test", title: str = "accuracy") -> None:
-    """Train (solid, circles), validation (dotted, triangles; when the history has
-    ``val_acc_list``) and test (dashed, squares) accuracy per epoch on ``ax``."""
+    """Train (solid, circles) and test (dashed, squares) accuracy per epoch on ``ax``, on an
+    axis that fits them (:func:`accuracy_limits`)."""
     epochs = range(1, len(history["train_acc_list"]) + 1)
     curves = [history["train_acc_list"]]
     ax.plot(epochs, history["train_acc_list"], marker="o", label=train_label)
-    for key, marker, style, label in (("val_acc_list", "^", ":", "validation"),
-                                      ("test_acc_list", "s", "--", test_label)):
-        if history.get(key):
-            curves.append(history[key])
-            ax.plot(range(1, len(history[key]) + 1), history[key], marker=marker, linestyle=style, label=label)
+    if history.get("test_acc_list"):
+        curves.append(history["test_acc_list"])
+        ax.plot(range(1, len(history["test_acc_list"]) + 1), history["test_acc_list"], marker="s",
+                linestyle="--", label=test_label)
     epoch_ticks(ax, len(epochs))
     ax.set(xlabel="epoch", ylabel="accuracy", ylim=accuracy_limits(*curves), title=title)
     ax.legend(loc="lower right")

@@ -47,7 +47,7 @@ def test_notebook_002_prints_its_recorded_losses(tmp_path):
 
 ACC_LINE = re.compile(r"^train acc, test acc \| (\d\.\d+), (\d\.\d+)$", re.M)
 PROGRAMS_001 = [0, 1, 3, 5, 6, 7, 9, 10]    # the eight training programs among its code cells
-CUTS_001 = [("iters_num = 10000", "iters_num = 100"), ("iters_num = 600*epoch", "iters_num = 100")]
+CUTS_001 = [("iters_num = 10000", "iters_num = 20"), ("iters_num = 600*epoch", "iters_num = 20")]
 
 
 def test_notebook_001_runs_its_eight_training_programs(tmp_path):

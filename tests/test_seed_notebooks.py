@@ -50,11 +50,39 @@ PROGRAMS_001 = [0, 1, 3, 5, 6, 7, 9, 10]    # the eight training programs among 
 CUTS_001 = [("iters_num = 10000", "iters_num = 20"), ("iters_num = 600*epoch", "iters_num = 20")]
 
 
+# What the Dropout program prints with the books' own common/ (Dropout masks from
+# np.random.rand, Adam, scalar BatchNorm gamma/beta), seeded 0, on this harness's data (its first
+# 300 training digits are the first 300 of the MNIST test set; test: all 10,000): one line per
+# epoch of 3 steps.  (The issue's 0.573/0.465 were measured on other training digits, which
+# are not available offline.)
+DROPOUT_BOOK = [
+    ("0.09666666666666666", "0.1031"),
+    ("0.12333333333333334", "0.1098"),
+    ("0.16333333333333333", "0.1299"),
+    ("0.17666666666666667", "0.1492"),
+    ("0.22666666666666666", "0.1804"),
+    ("0.25333333333333335", "0.2043"),
+    ("0.26666666666666666", "0.2139"),
+    ("0.26666666666666666", "0.2202"),
+    ("0.2866666666666667", "0.2364"),
+    ("0.31666666666666665", "0.246"),
+    ("0.33", "0.2626"),
+    ("0.3333333333333333", "0.2703"),
+    ("0.3566666666666667", "0.2934"),
+    ("0.3933333333333333", "0.3156"),
+    ("0.43", "0.3323"),
+    ("0.4266666666666667", "0.3474"),
+    ("0.48", "0.3598"),
+    ("0.44666666666666666", "0.3765"),
+    ("0.47", "0.3757"),
+    ("0.4533333333333333", "0.3697"),
+]
+
+
 def test_notebook_001_runs_its_eight_training_programs(tmp_path):
     """Notebook 001 (the first book's chapter 6): eight training programs on MNIST, written
     with the book's layers (BatchNormalization(gamma=1.0, beta=0.), Dropout) and optimizers.
-    Each runs, seeded 0 as the book's code was; the Dropout program prints the book code's
-    last accuracies (train 0.573, test 0.465 on 300 training digits)."""
+    Each runs, seeded 0; the Dropout program prints the book's code's accuracies."""
     cells = code_cells(seed("001"))
     assert "Dropout1" in cells[9] and cells[8].startswith("class Dropout:")
     run = [OFFLINE_MNIST]
@@ -72,5 +100,4 @@ def test_notebook_001_runs_its_eight_training_programs(tmp_path):
     assert len(programs) == 8
     for printed in programs:
         assert len(ACC_LINE.findall(printed)) >= 2, printed
-    train_acc, test_acc = ACC_LINE.findall(programs[6])[-1]
-    assert (round(float(train_acc), 3), round(float(test_acc), 3)) == (0.573, 0.465)
+    assert ACC_LINE.findall(programs[6]) == DROPOUT_BOOK

@@ -5,6 +5,8 @@ host arrays, and each plot cell shows one figure."""
 import json
 import re
 
+import pytest
+
 from _notebook import ROOT, images_of, run_notebook, text_of
 
 NOTEBOOK = ROOT / "examples" / "colab.ipynb"
@@ -46,3 +48,27 @@ def test_colab_notebook_runs_in_a_kernel(tmp_path):
     assert sources[4] == "trainer.plot()"
     assert images_of(plot_cell) == 1 and [out.output_type for out in plot_cell.outputs] == ["display_data"]
     assert images_of(digits_cell) == 1
+
+
+def run_install_cell(monkeypatch, tmp_path, repo_url):
+    """The install cell as on a fresh Colab (xpnet not importable), pip recorded, not run."""
+    import importlib.util
+    import subprocess
+
+    calls = []
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "xpnet" else real_find_spec(name, *a))
+    monkeypatch.setattr(subprocess, "run", lambda command, check: calls.append(command))
+    monkeypatch.chdir(tmp_path)
+    exec(code_cells()[1], {"REPO_URL": repo_url})
+    return [command[4:] for command in calls]
+
+
+def test_install_cell_installs_the_uploaded_wheel_or_the_url(monkeypatch, tmp_path, capsys):
+    (tmp_path / "xpnet-0.1.0-py3-none-any.whl").write_bytes(b"")
+    assert run_install_cell(monkeypatch, tmp_path, "") == [["--quiet", "xpnet-0.1.0-py3-none-any.whl"]]
+    assert run_install_cell(monkeypatch, tmp_path, "https://example.org/x/xpnet") == [
+        ["--quiet", "git+https://example.org/x/xpnet"]]
+    (tmp_path / "xpnet-0.1.0-py3-none-any.whl").unlink()
+    with pytest.raises(RuntimeError, match="upload xpnet-\\*.whl .* or set REPO_URL"):
+        run_install_cell(monkeypatch, tmp_path, "")

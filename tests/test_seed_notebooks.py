@@ -47,13 +47,14 @@ def test_notebook_002_prints_its_recorded_losses(tmp_path):
 
 ACC_LINE = re.compile(r"^train acc, test acc \| (\d\.\d+), (\d\.\d+)$", re.M)
 PROGRAMS_001 = [0, 1, 3, 5, 6, 7, 9, 10]    # the eight training programs among its code cells
-CUTS_001 = [("iters_num = 10000", "iters_num = 20"), ("iters_num = 600*epoch", "iters_num = 20")]
+CUTS_001 = [("iters_num = 10000", "iters_num = 20"), ("iters_num = 600*epoch", "iters_num = 20"),
+            ("epoch=20#int(", "epoch=3#int(")]   # the 300-digit programs: 3 epochs of 3 steps
 
 
 # What the Dropout program prints with the books' own common/ (Dropout masks from
 # np.random.rand, Adam, scalar BatchNorm gamma/beta), seeded 0, on this harness's data (its first
 # 300 training digits are the first 300 of the MNIST test set; test: all 10,000): one line per
-# epoch of 3 steps.  (The issue's 0.573/0.465 were measured on other training digits, which
+# epoch of 3 steps, 20 epochs (all 20 were seen to match; the test runs the first 3).  (The issue's 0.573/0.465 were measured on other training digits, which
 # are not available offline.)
 DROPOUT_BOOK = [
     ("0.09666666666666666", "0.1031"),
@@ -100,4 +101,4 @@ def test_notebook_001_runs_its_eight_training_programs(tmp_path):
     assert len(programs) == 8
     for printed in programs:
         assert len(ACC_LINE.findall(printed)) >= 2, printed
-    assert ACC_LINE.findall(programs[6]) == DROPOUT_BOOK
+    assert ACC_LINE.findall(programs[6]) == DROPOUT_BOOK[:3]

@@ -43,6 +43,23 @@ def hidden_sizes(net: str, input_size: Any, hidden_size_list: Any, output_size: 
     return [positive_int("hidden_size_list", n) for n in hidden_size_list]
 
 
+def input_problem(shape: tuple[int, ...], input_shape: tuple[int, ...], flat: bool) -> str:
+    """``""`` when an array of ``shape`` is a batch of a net's samples (``input_shape``; ``flat``:
+    any sample shape with that many values), else what is wrong and the fix: a forgotten
+    ``flatten=False``, one sample without its batch axis."""
+    size = math.prod(input_shape)
+    if (len(shape) >= 2 and math.prod(shape[1:]) == size) if flat else shape[1:] == input_shape:
+        return ""
+    sample = ", ".join(map(str, (size,) if flat else input_shape))
+    fix = ""
+    if not flat and len(shape) == 2 and shape[1] == size:
+        fix = (f": images flattened to {size} values; load them with flatten=False "
+               f"(load_mnist(flatten=False)) or pass x.reshape(-1, {sample})")
+    elif math.prod(shape) == size and (flat or len(shape) <= len(input_shape)):
+        fix = f": one sample without its batch axis; pass a batch of one, x.reshape(1, {sample})"
+    return f"expected shape (N, {sample}), got {shape}{fix}"
+
+
 def conv_params(name: str, given: Mapping[str, int] | None, defaults: Mapping[str, int]) -> dict[str, int]:
     """``defaults`` updated by ``given`` (the book's ``{'filter_num', 'filter_size', 'pad',
     'stride'}`` dict), each checked; ``ValueError`` naming ``name`` on unknown keys or bad values."""

@@ -22,7 +22,7 @@ from ..checks import positive_int
 from ..gradient import numerical_gradients
 from ..layers import Affine, BatchNormalization, Convolution, Dropout, SoftmaxWithLoss
 from ..summary import Summary, summary
-from ._args import floating_dtype
+from ._args import floating_dtype, input_problem
 
 Array = Any
 
@@ -150,17 +150,9 @@ class Net:
         this net's samples (a forgotten ``flatten=False``, one sample without its batch axis)."""
         if not is_array_api_obj(x):
             raise TypeError(f"{name}: expected an array, got {type(x).__name__}")
-        shape, size, flat = tuple(x.shape), math.prod(self.input_shape), self._flat_input
-        if (len(shape) >= 2 and math.prod(shape[1:]) == size) if flat else shape[1:] == self.input_shape:
-            return
-        sample = ", ".join(map(str, (size,) if flat else self.input_shape))
-        fix = ""
-        if not flat and len(shape) == 2 and shape[1] == size:
-            fix = (f": images flattened to {size} values; load them with flatten=False "
-                   f"(load_mnist(flatten=False)) or pass x.reshape(-1, {sample})")
-        elif math.prod(shape) == size and (flat or len(shape) <= len(self.input_shape)):
-            fix = f": one sample without its batch axis; pass a batch of one, x.reshape(1, {sample})"
-        raise ValueError(f"{name}: expected shape (N, {sample}), got {shape}{fix}")
+        problem = input_problem(tuple(x.shape), self.input_shape, self._flat_input)
+        if problem:
+            raise ValueError(f"{name}: {problem}")
 
     def _check_t(self, x: Array, t: Any, values: bool) -> None:
         """Shape (and dtype) of ``t`` always; its values (one sync) when ``values``."""

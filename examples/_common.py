@@ -96,7 +96,7 @@ def load_data(args: argparse.Namespace, *, flatten: bool = True, one_hot: bool =
         try:
             (x_train, t_train), (x_test, t_test) = load_mnist(flatten=flatten, one_hot_label=one_hot)
         except DatasetError as exc:
-            fail(f"error: {exc}\n\nNo network? Run with --sample to use the real MNIST digits bundled "
+            fail(f"error: {exc}\nNo network? Run with --sample to use the real MNIST digits bundled "
                  "with xpnet (8,000 train / 2,000 test).")
         what = "MNIST"
     if args.train_size is not None:

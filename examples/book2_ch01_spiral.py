@@ -16,6 +16,7 @@ from xpnet.book2.layers import Affine, Sigmoid, SoftmaxWithLoss
 from xpnet.book2.optimizer import SGD
 from xpnet.book2.trainer import Trainer
 from xpnet.datasets import spiral
+from xpnet.plot import plot_decision_regions
 
 
 class TwoLayerNet:
@@ -78,11 +79,8 @@ def main():
     labels = t.argmax(axis=1)
     fig = _common.figure(5.5, 5)
     ax = fig.add_subplot()
-    ax.contourf(xs, ys, regions, levels=[-0.5, 0.5, 1.5, 2.5], colors=["#f4cccc", "#cfe2f3", "#d9ead3"])
-    for c, marker in enumerate("ox^"):
-        ax.scatter(x[labels == c, 0], x[labels == c, 1], s=30, marker=marker, label=f"class {c}")
+    plot_decision_regions(ax, xs, ys, regions, x, labels)
     ax.set(title="decision regions after training", aspect="equal")
-    ax.legend(loc="upper right", fontsize=8)
     _common.save(fig, args, "book2_ch01_decision_boundary.png")
     _common.result(train_acc=float((train_labels == labels).mean()), final_loss=trainer.loss_list[-1])
 

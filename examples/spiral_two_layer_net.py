@@ -16,6 +16,7 @@ import _common
 import numpy as np
 from xpnet.datasets import spiral
 from xpnet.nets import MultiLayerNet
+from xpnet.plot import plot_decision_regions
 from xpnet.trainer import Trainer
 
 
@@ -55,12 +56,9 @@ def main():
     regions = _common.predict_labels(network, grid, batch_size=10000).reshape(xs.shape)
     fig = _common.figure(5.5, 5)
     ax = fig.add_subplot()
-    ax.contourf(xs, ys, regions, levels=[-0.5, 0.5, 1.5, 2.5], colors=["#f4cccc", "#cfe2f3", "#d9ead3"])
     labels = t.argmax(axis=1)
-    for c, marker in enumerate("ox^"):
-        ax.scatter(x[labels == c, 0], x[labels == c, 1], s=30, marker=marker, label=f"class {c}")
+    plot_decision_regions(ax, xs, ys, regions, x, labels)
     ax.set(title="decision regions after training", aspect="equal")
-    ax.legend(loc="upper right", fontsize=8)
     _common.save(fig, args, "spiral_decision_boundary.png")
     _common.result(train_acc=history["train_acc_list"][-1], test_acc=history["test_acc_list"][-1],
                    final_loss=float(losses[-1]))

@@ -145,6 +145,8 @@ def test_offline_without_sample_exits_2_with_a_hint(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "MNIST" in proc.stderr and "--sample" in proc.stderr
     assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()   # the library's short message, then the script's hint
+    assert lines[0].startswith("error: MNIST is not available: ") and len(lines) == 4, proc.stderr
 
 
 def test_unavailable_device_exits_2(tmp_path):

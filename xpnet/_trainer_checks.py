@@ -47,6 +47,8 @@ def check_data(network: Any, device: Device, dtype: Any, x_train: Any, t_train: 
         if x_train.ndim < 1 or x_train.shape[0] == 0:
             raise ValueError(f"x_train: empty (shape {tuple(x_train.shape)}); the Trainer needs at least one sample")
         shape, first = tuple(x_train.shape[1:]), next(iter(network.params.values()))
+        if hasattr(network, "check_input"):  # xpnet's nets name the fix for the whole array's shape
+            network.check_input(x_train, "x_train")
         try:
             scores = network.predict(x_train[:1, ...])
         except Exception as exc:

@@ -164,11 +164,11 @@ _PREFLIGHT: dict[int, str] = {}  # GPU index -> "" (it ran the test computation)
 def _cuda_device(index: int) -> Device:
     try:
         import cupy
-    except ImportError as exc:
+    except ImportError:  # the chained ModuleNotFoundError would only repeat "no cupy"
         raise DeviceError(
             "device 'cuda' needs CuPy, which is not installed: pip install cupy-cuda12x (CUDA 12, Colab), "
             'or from the clone pip install ".[cuda12]"; or use device=\'cpu\' / device=\'auto\''
-        ) from exc
+        ) from None
     try:
         count, cause = cupy.cuda.runtime.getDeviceCount(), "0 GPUs"
     except Exception as exc:  # CuPy raises when no driver or no GPU answers

@@ -23,7 +23,8 @@ from xpnet.datasets._owned import remove_if_owned
 from xpnet.datasets.csvfile import IMAGE_SHAPE, N_CLASSES
 from xpnet.datasets.idx import parse_idx
 
-__all__ = ["find_verified", "read_verified", "check_arrays", "check_split", "bundled", "help_message"]
+__all__ = ["find_verified", "read_verified", "check_arrays", "check_split", "bundled", "help_message",
+           "failure_summary"]
 
 
 def content(data: bytes, source: str, limit: int) -> bytes:
@@ -129,6 +130,13 @@ def bundled(name: str) -> np.ndarray:
     return parse_idx(data, source=f"xpnet/datasets/data/{name}")
 
 
+def failure_summary(failures: Mapping[str, Sequence[str]]) -> str:
+    """``download.fetch``'s failure reasons in one line: each distinct reason once (retries of a
+    mirror and files not tried after the first failure say nothing new)."""
+    reasons = [reason for found in failures.values() for reason in found if ": not tried, since" not in reason]
+    return "; ".join(dict.fromkeys(reasons))
+
+
 def help_message(
     title: str,
     folder: Path,
@@ -137,22 +145,17 @@ def help_message(
     notes: list[str],
     why: str,
 ) -> str:
-    """The error message for files that are neither in ``folder`` nor downloadable."""
-    gz_table, content_table = sources.tables()[title]
-    need_lines = [
-        f"    {name}  sha256 {gz_table[name]}\n      (or uncompressed: {name.removesuffix('.gz')}, "
-        f"or any re-compressed copy; content sha256 {content_table[name]})"
-        for name in missing
-    ]
-    which = "its files are" if len(need_lines) == len(gz_table) else f"{len(need_lines)} of its 4 files are"
+    """The short error message for files that are neither in ``folder`` nor downloadable: what
+    failed, the offline alternative, and how to place the files by hand (they are verified
+    by content when read)."""
+    missing = list(missing)
+    gz_table = sources.tables()[title][0]
+    which = "its files are" if len(missing) == len(gz_table) else f"{len(missing)} of its 4 files are"
+    others = {1: "", 2: " (or the other mirror)"}.get(len(mirrors), f" (or one of {len(mirrors) - 1} other mirrors)")
     return "\n".join([
         f"{title} is not available: {which} not in {folder}, and {why}",
         *(f"  ({note})" for note in notes),
-        f"  Files needed in {folder}:",
-        *need_lines,
-        "  To place them by hand: download the .gz files from one of",
-        *(f"    {mirror}" for mirror in mirrors),
-        f"  on a machine with internet and copy them into {folder} (or pass data_dir=<folder>,",
-        "  or set XPNET_DATA=<root> to use <root>/<dataset>); the .gz or the uncompressed files work.",
-        "  Real MNIST digits with no network: xpnet.datasets.load_mnist_sample().",
+        f"  Or copy them by hand from {mirrors[0]}{others} into {folder} (or pass data_dir=, or set "
+        f"XPNET_DATA): {', '.join(missing)}; xpnet checks their SHA-256.",
+        "  No network: xpnet.datasets.load_mnist_sample() gives real MNIST digits bundled with xpnet.",
     ])

@@ -31,7 +31,8 @@ from xpnet.datasets._common import (
     format_images,
     load_npz,
 )
-from xpnet.datasets._local import bundled, check_arrays, check_split, find_verified, help_message, read_verified
+from xpnet.datasets._local import (bundled, check_arrays, check_split, failure_summary, find_verified, help_message,
+                                   read_verified)
 from xpnet.datasets._owned import remove_if_owned, save_cache
 from xpnet.datasets.csvfile import read_mnist_csv
 from xpnet.datasets.sources import (  # the tables' names here too, where they used to live
@@ -267,10 +268,8 @@ def _build(
             max_bytes={name: sources.max_file_bytes(name) for name in missing},
         )
         if failures:
-            lines = [reason for reasons in failures.values() for reason in reasons]
             raise DatasetError(help_message(
-                title, folder, failures, mirrors, notes,
-                "no mirror delivered them:\n    " + "\n    ".join(lines),
+                title, folder, failures, mirrors, notes, f"no mirror delivered them ({failure_summary(failures)})",
             ))
         for name in missing:
             found[name] = _read_download(folder / name, name, title)

@@ -22,6 +22,7 @@ import numpy as np
 
 from xpnet.datasets import download as _download
 from xpnet.datasets._common import DatasetError, PathLike, dataset_dir, load_npz
+from xpnet.datasets._local import failure_summary
 from xpnet.datasets._owned import save_cache
 
 __all__ = ["load_data", "load_vocab", "vocabulary", "words_to_corpus", "PTB_MIRRORS", "PTB_SHA256"]
@@ -150,18 +151,15 @@ def _files(folder: Path, names: list[str], download: bool, mirrors: Sequence[str
         failures = _download.fetch(missing, folder, mirrors, timeout=timeout, progress=progress,
                                    max_bytes={name: PTB_SIZES[name] for name in missing})
         if failures:
-            lines = [reason for reasons in failures.values() for reason in reasons]
-            raise DatasetError(_help(folder, failures, mirrors, "no mirror delivered them:\n    " + "\n    ".join(lines)))
+            raise DatasetError(_help(folder, failures, mirrors, f"no mirror delivered them ({failure_summary(failures)})"))
     return {name: folder / name for name in names}
 
 
 def _help(folder: Path, missing: Iterable[str], mirrors: Sequence[str], why: str) -> str:
     return "\n".join([
         f"PTB is not available: {', '.join(missing)} not in {folder}, and {why}",
-        "  To place them by hand: download them from one of",
-        *(f"    {mirror}" for mirror in mirrors),
-        f"  and copy them into {folder} (or pass data_dir=<folder>, or set XPNET_DATA=<root>).",
-        "  A small real corpus with no network: xpnet.datasets.text.load_corpus().",
+        f"  Or copy them by hand from {mirrors[0]} into {folder} (or pass data_dir=, or set XPNET_DATA).",
+        "  No network: xpnet.datasets.text.load_corpus() gives a small real corpus bundled with xpnet.",
     ])
 
 

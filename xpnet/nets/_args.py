@@ -4,9 +4,10 @@ book's ``conv_param`` dicts, and the parameters' floating dtype."""
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Union
+from typing import Any, Iterable, Mapping, Union
 
 from ..backend import resolve_dtype
+from ..checks import positive_int
 
 InitStd = Union[float, str]
 
@@ -27,6 +28,36 @@ def init_scale(weight_init_std: InitStd, fan_in: int) -> float:
         raise ValueError(f"weight_init_std: expected a finite number >= 0 or one of {sorted(_INIT_GAINS)}, "
                          f"got {weight_init_std!r}")
     return float(weight_init_std)
+
+
+def hidden_sizes(net: str, input_size: Any, hidden_size_list: Any, output_size: Any) -> list[int]:
+    """``hidden_size_list`` as a list of positive ints; a lone number (``MultiLayerNet(784, 100, 10)``)
+    raises one line that writes the call with its keywords."""
+    if isinstance(hidden_size_list, int):
+        raise TypeError(f"hidden_size_list: expected a list of hidden layer sizes, got {hidden_size_list!r}; "
+                        f"write {net}(input_size={input_size!r}, hidden_size_list=[{hidden_size_list!r}], "
+                        f"output_size={output_size!r})")
+    if isinstance(hidden_size_list, str) or not isinstance(hidden_size_list, Iterable):
+        raise TypeError(f"hidden_size_list: expected a list of hidden layer sizes such as [100, 100], "
+                        f"got {hidden_size_list!r}")
+    return [positive_int("hidden_size_list", n) for n in hidden_size_list]
+
+
+def input_problem(shape: tuple[int, ...], input_shape: tuple[int, ...], flat: bool) -> str:
+    """``""`` when an array of ``shape`` is a batch of a net's samples (``input_shape``; ``flat``:
+    any sample shape with that many values), else what is wrong and the fix: a forgotten
+    ``flatten=False``, one sample without its batch axis."""
+    size = math.prod(input_shape)
+    if (len(shape) >= 2 and math.prod(shape[1:]) == size) if flat else shape[1:] == input_shape:
+        return ""
+    sample = ", ".join(map(str, (size,) if flat else input_shape))
+    fix = ""
+    if not flat and len(shape) == 2 and shape[1] == size:
+        fix = (f": images flattened to {size} values; load them with flatten=False "
+               f"(load_mnist(flatten=False)) or pass x.reshape(-1, {sample})")
+    elif math.prod(shape) == size and (flat or len(shape) <= len(input_shape)):
+        fix = f": one sample without its batch axis; pass a batch of one, x.reshape(1, {sample})"
+    return f"expected shape (N, {sample}), got {shape}{fix}"
 
 
 def conv_params(name: str, given: Mapping[str, int] | None, defaults: Mapping[str, int]) -> dict[str, int]:

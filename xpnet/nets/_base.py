@@ -23,7 +23,7 @@ from ..checks import positive_int
 from ..gradient import numerical_gradients
 from ..layers import Affine, BatchNormalization, Convolution, SoftmaxWithLoss
 from ..summary import Summary, summary
-from ._args import floating_dtype
+from ._args import floating_dtype, input_problem
 
 Array = Any
 
@@ -133,17 +133,24 @@ class Net:
     def __str__(self) -> str:
         return str(self.summary())
 
+    def __repr__(self) -> str:
+        count = sum(math.prod(p.shape) for p in self.params.values())
+        dtype = getattr(self.dtype, "name", str(self.dtype))
+        return (f"{type(self).__name__}(input_shape={self.input_shape}, num_classes={self.num_classes}, "
+                f"params={count:,}, dtype={dtype}, device={self.device.name!r})")
+
     # ------------------------------------------------------------------- checks
     def _check_x(self, x: Any) -> None:
+        self.check_input(x)
+
+    def check_input(self, x: Any, name: str = "x") -> None:
+        """``TypeError``/``ValueError`` naming ``name`` and the fix when ``x`` is no batch of
+        this net's samples (a forgotten ``flatten=False``, one sample without its batch axis)."""
         if not is_array_api_obj(x):
-            raise TypeError(f"x: expected an array, got {type(x).__name__}")
-        features = tuple(x.shape[1:])
-        fits = (x.ndim >= 2 and math.prod(features) == self.input_shape[0]) if self._flat_input \
-            else features == self.input_shape
-        if not fits:
-            expected = f"(N, {self.input_shape[0]}) or (N, ...) with {self.input_shape[0]} features" \
-                if self._flat_input else f"(N, {', '.join(map(str, self.input_shape))})"
-            raise ValueError(f"x: expected shape {expected}, got {tuple(x.shape)}")
+            raise TypeError(f"{name}: expected an array, got {type(x).__name__}")
+        problem = input_problem(tuple(x.shape), self.input_shape, self._flat_input)
+        if problem:
+            raise ValueError(f"{name}: {problem}")
 
     def _check_t(self, x: Array, t: Any, values: bool, where: str | None = None) -> None:
         """Shape (and dtype) of ``t`` always; its values when ``values``: at once (one sync), or

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 from ..backend import DeviceLike
 from ..checks import positive_int
 from ..layers import Relu, Sigmoid
-from ._args import InitStd, init_scale
+from ._args import InitStd, hidden_sizes, init_scale
 from ._base import Net
 
 _ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
@@ -31,7 +31,7 @@ class MultiLayerNet(Net):
                  activation: str = "relu", weight_init_std: InitStd = "relu", weight_decay_lambda: float = 0,
                  *, dtype: Any = "float32", seed: int | None = None, device: DeviceLike = "cpu") -> None:
         self.input_size = positive_int("input_size", input_size)
-        self.hidden_size_list = [positive_int("hidden_size_list", n) for n in hidden_size_list]
+        self.hidden_size_list = hidden_sizes(type(self).__name__, input_size, hidden_size_list, output_size)
         self.hidden_layer_num = len(self.hidden_size_list)
         self.output_size = positive_int("output_size", output_size)
         if activation not in _ACTIVATIONS:

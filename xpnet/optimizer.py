@@ -68,7 +68,7 @@ class Optimizer:
                 update_foreach(self, params, grads, keys)
                 return
         if self.foreach:
-            raise ValueError(f"foreach=True: these params do not fit flat buffers (they must be arrays of one "
+            raise ValueError("foreach=True: these params do not fit flat buffers (they must be arrays of one "
                              f"namespace, device and floating dtype); pass foreach=None or False")
         states = [self._state(name, params, keys) for name in self.slots]
         self._begin_update()

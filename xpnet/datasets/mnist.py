@@ -35,7 +35,7 @@ from xpnet.datasets._local import (bundled, check_arrays, check_split, failure_s
                                    read_verified)
 from xpnet.datasets._owned import remove_if_owned, save_cache
 from xpnet.datasets.csvfile import read_mnist_csv
-from xpnet.datasets.sources import (  # the tables' names here too, where they used to live
+from xpnet.datasets.sources import (  # re-exported: the checksum tables are part of this module's public names
     FASHION_MNIST_MIRRORS,
     FASHION_MNIST_SHA256,
     MNIST_MIRRORS,

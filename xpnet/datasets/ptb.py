@@ -14,7 +14,6 @@ shipped with xpnet.
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 

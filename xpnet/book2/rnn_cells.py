@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from array_api_compat import array_namespace
-from array_api_compat import device as array_device
 
+from .. import backend
 from ..backend import device_of
 from ..layers import Slot
 
@@ -26,9 +26,7 @@ __all__ = ["RNN", "LSTM", "GRU", "check_recurrent", "zeros", "lstm_gate_scale", 
 
 def zeros(shape: tuple[int, ...], like: Array) -> Array:
     """Zeros of ``shape`` in ``like``'s namespace, dtype and device."""
-    xp = array_namespace(like)
-    with device_of(like).activate():
-        return xp.zeros(shape, dtype=like.dtype, device=array_device(like))
+    return backend.zeros(shape, dtype=like.dtype, device=device_of(like))
 
 
 def check_recurrent(Wx: Array, Wh: Array, b: Array, gates: int) -> int:
@@ -58,7 +56,7 @@ def lstm_gate_scale(like: Array) -> Array:
     columns of ``like: (., 4H)``), for :func:`lstm_gates` and :func:`lstm_gate_slopes`."""
     xp = array_namespace(like)
     H = like.shape[-1] // 4
-    half = zeros((H,), like) + 0.5
+    half = backend.full((H,), 0.5, dtype=like.dtype, device=device_of(like))
     return xp.concat([half, half + 0.5, half, half])
 
 

@@ -200,6 +200,9 @@ def test_moves_to_the_fake_gpu_copy_once_and_keep_aliases(fake_gpu):
     assert isinstance(moved, FakeArray) and xp.uploads == [(host, True)]  # the caller's array itself: no host copy
     moved.data[0, 0] = 99.0
     assert host[0, 0] == 0.0
+    device.asarray(host.T)  # a strided view goes C-ordered: one host copy, as before
+    sent, _ = xp.uploads[-1]
+    assert sent is not host.T and sent.flags.c_contiguous and sent.tolist() == host.T.tolist()
     holder = {"W": host, "alias": host, "list": [1.0, 2.0]}
     to_device(holder, device)
     assert holder["W"] is holder["alias"] and isinstance(holder["W"], FakeArray)

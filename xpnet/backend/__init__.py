@@ -64,8 +64,8 @@ class Device:
                     a = _c_contiguous(a)
                 with self.activate():
                     a = array_api_compat.to_device(a, self.native)
-        else:  # through the host; a NumPy array as it is (the move is the one copy)
-            a = self._from_host(a if isinstance(a, np.ndarray) else to_numpy(a))
+        else:  # through the host, C-ordered; a C-ordered NumPy array as it is (the move is the one copy)
+            a = self._from_host(a if isinstance(a, np.ndarray) and a.flags.c_contiguous else to_numpy(a))
         if dtype is not None:
             dtype = resolve_dtype(self.xp, dtype)
             if a.dtype != dtype:

@@ -208,3 +208,17 @@ def test_fit_without_a_seed_permutes_like_the_book():
     np.random.seed(5)
     Trainer(model, SGD()).fit(x, np.zeros(20, dtype=np.int64), max_epoch=2, batch_size=10, eval_interval=None)
     np.testing.assert_array_equal(np.concatenate(seen), np.concatenate([first, second]).astype(np.float32))
+
+
+def test_plot_draws_the_books_curve(monkeypatch):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    monkeypatch.setattr(plt, "show", lambda: None)
+    xs, ts = corpus()
+    trainer = RnnlmTrainer(TinyLm(), SGD(lr=1.0))
+    trainer.fit(xs, ts, max_epoch=1, batch_size=4, time_size=7, eval_interval=4)
+    plt.figure()
+    trainer.plot(ylim=(0, 20))
+    ax = plt.gca()
+    assert ax.get_ylabel() == "perplexity" and ax.get_xlabel() == "iterations (x4)"
+    assert list(ax.lines[0].get_ydata()) == trainer.ppl_list and ax.get_ylim() == (0, 20)
+    plt.close("all")

@@ -109,8 +109,16 @@ def load(loop: Any, path: PathLike) -> None:
     expected.update({f"buffers/{name}": getattr(owner, attr) for name, (owner, attr) in loop.buffers.items()})
     if meta["best"] is not None:
         expected.update({f"best/{key}": value for key, value in expected.items()})
+    saved, names = meta["optimizer"], getattr(loop.optimizer, "state_names", ())
+    _require(saved["class"] == type(loop.optimizer).__name__, where,
+             f"saved with optimizer {saved['class']}, this run uses {type(loop.optimizer).__name__}")
+    _require(set(saved["scalars"]) <= set(names) and all(map(_count, saved["scalars"].values())), where,
+             f"optimizer scalars {saved['scalars']} are not {saved['class']}'s counts")
+    if meta["iteration"] > 0 or any(key.startswith("optimizer/") for key in arrays):  # every state, once stepped
+        expected.update({f"optimizer/{name}/{key}": value for name in names if name not in saved["scalars"]
+                         for key, value in loop.params.items()})
     _check_arrays(arrays, expected, where)
-    state = _check_optimizer(loop.optimizer, arrays, meta, loop.params, where)
+    state = {**{key[10:]: v for key, v in arrays.items() if key.startswith("optimizer/")}, **saved["scalars"]}
     order = arrays.get("sampler/order")
     _require(order is None or tuple(order.shape) == (loop.sampler.n,), where,
              f"sampler/order does not fit the {loop.sampler.n} rows of the data")
@@ -185,10 +193,10 @@ def _name(dtype: Any) -> str:
 
 
 def _check_arrays(arrays: dict[str, Any], expected: dict[str, Array], where: str) -> None:
-    """Every expected params/buffers/best array is saved with its shape and dtype, and no other;
-    a buffer not created yet (``None``) may be saved with any shape."""
+    """Every expected params/buffers/best/optimizer array is saved with its shape and dtype, and no
+    other; a buffer not created yet (``None``) may be saved with any shape."""
     unset = {key for key, value in expected.items() if value is None}
-    saved = {key for key in arrays if key.split("/")[0] in ("params", "buffers", "best")} - unset
+    saved = {key for key in arrays if key.split("/")[0] in ("params", "buffers", "best", "optimizer")} - unset
     missing, unknown = sorted(set(expected) - unset - saved), sorted(saved - set(expected))
     _require(not (missing or unknown), where, f"arrays do not match the network's: missing {missing or 'none'}, "
              f"unknown {unknown or 'none'}")
@@ -197,33 +205,6 @@ def _check_arrays(arrays: dict[str, Any], expected: dict[str, Array], where: str
         _require(tuple(value.shape) == tuple(own.shape) and _name(value.dtype) == _name(own.dtype), where,
                  f"{key} has shape {tuple(value.shape)} and dtype {_name(value.dtype)}, the network's has "
                  f"{tuple(own.shape)} and {_name(own.dtype)}")
-
-
-def _check_optimizer(optimizer: Any, arrays: dict[str, Any], meta: dict[str, Any], params: dict[str, Array],
-                     where: str) -> dict[str, Any]:
-    """The optimizer state to load, after checking its class, each ``<name>/<param key>`` array
-    (shape, dtype; all of them once the run has taken a step) and the scalars."""
-    saved_class, scalars = meta["optimizer"]["class"], meta["optimizer"]["scalars"]
-    _require(saved_class == type(optimizer).__name__, where,
-             f"saved with optimizer {saved_class}, this run uses {type(optimizer).__name__}")
-    state = {key[len("optimizer/"):]: value for key, value in arrays.items() if key.startswith("optimizer/")}
-    names = getattr(optimizer, "state_names", ())
-    for key, value in state.items():
-        name, _, param = key.partition("/")
-        _require(name in names and param in params, where, f"optimizer state {key!r} is not {saved_class}'s for this network")
-        own = params[param]
-        _require(tuple(value.shape) == tuple(own.shape) and _name(value.dtype) == _name(own.dtype), where,
-                 f"optimizer state {key!r} has shape {tuple(value.shape)} and dtype {_name(value.dtype)}; the "
-                 f"parameter has {tuple(own.shape)} and {_name(own.dtype)}")
-    for name in names:
-        present = {key.partition("/")[2] for key in state if key.partition("/")[0] == name}
-        if name in scalars:
-            _require(_count(scalars[name]), where, f"optimizer scalar {name!r} must be an int >= 0, got {scalars[name]!r}")
-        else:
-            _require(not (present or meta["iteration"] > 0) or not set(params) - present, where,
-                     f"optimizer {saved_class} state {name!r} is missing for {sorted(set(params) - present)}")
-    _require(set(scalars) <= set(names), where, f"optimizer state {sorted(set(scalars) - set(names))} is not {saved_class}'s")
-    return {**state, **scalars}
 
 
 def _check_generator_state(name: str, state: Any, where: str) -> None:

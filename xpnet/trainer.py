@@ -1,18 +1,13 @@
 """The book's ``common/trainer.py``, a front-end of the one training loop (:mod:`xpnet.loop`)::
 
     trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=10, optimizer="Adam",
-                      optimizer_param={"lr": 0.001}, device="auto", validation_split=0.1,
-                      checkpoint="run/ck.npz", best_checkpoint="run/best.npz")
-    history = trainer.train()
-    net.load_params("run/best.npz")          # the best epoch's parameters
+                      device="auto", validation_split=0.1, checkpoint="run/ck.npz", best_checkpoint="run/best.npz")
+    trainer.train()
+    net.load_params("run/best.npz")          # the best epoch: by validation accuracy, never by the test set
 
-Beyond the book: ``device``; every argument, output path and the data are checked before the
-first step; a NaN/inf loss stops with a ``FloatingPointError``; ``checkpoint``/``resume``; the
-best epoch (by validation accuracy with ``validation_split``, else by training loss; never by the
-test set, which with a split is measured once, at the end) is kept; Ctrl-C says how to resume.
-``sampling="replacement"`` (default) is the book's: a draw with replacement per step (on NumPy
-without ``seed``, ``np.random.choice``), ``max(train_size / batch, 1)`` steps per epoch, accuracy
-after each epoch's first step.  ``sampling="shuffle"``: an epoch is one shuffled pass, measured at its end.
+``sampling="replacement"`` (default) is the book's: a draw with replacement per step (on NumPy without
+``seed``, ``np.random.choice``), ``max(train_size / batch, 1)`` steps per epoch, accuracy measured after
+each epoch's first step.  ``sampling="shuffle"``: an epoch is one shuffled pass, measured at its end.
 """
 
 from __future__ import annotations
@@ -111,7 +106,8 @@ class Trainer:
             loop.extend(ProgressBar(math.ceil(self.iter_per_epoch) * step if book else self.train_size,
                                     lambda lp: f"epoch {lp.epoch + 1}/{self.epochs}", step, progress is True))
         self._epoch_start = time.perf_counter()
-        loop.extend(SimpleNamespace(on_epoch_start=self._start_epoch, on_epoch_end=self._evaluate_epoch))
+        loop.extend(SimpleNamespace(on_epoch_start=lambda lp: setattr(self, "_epoch_start", time.perf_counter()),
+                                    on_epoch_end=self._evaluate_epoch))
         loop.extend(Divergence("val_acc_list" if self.x_val is not None else "train_acc_list", self.num_classes,
                                getattr(self.optimizer, "lr", None)))
         loop.best = loop.extend(BestState(self._score, self.best_checkpoint, self._write_best))
@@ -226,9 +222,6 @@ class Trainer:
             if isinstance(self.network, Net):
                 return float(self.network.accuracy(x, t, batch_size=self.eval_batch_size))
             return float(self.network.accuracy(x, t))
-
-    def _start_epoch(self, loop: Loop) -> None:
-        self._epoch_start = time.perf_counter()
 
     def _evaluate_epoch(self, loop: Loop) -> None:
         """Accuracies, the epoch's mean loss, time and speed into the history."""

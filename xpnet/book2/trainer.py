@@ -34,7 +34,7 @@ __all__ = ["Trainer", "RnnlmTrainer", "remove_duplicate", "clip_grads"]
 class Trainer:
     """Trains a second-book ``model`` with ``optimizer`` (``update(params, grads)``)."""
 
-    LINE = "| epoch %d |  iter %d / %d | time %d[s] | loss %.2f"
+    LINE, PLOTTED = "| epoch %d |  iter %d / %d | time %d[s] | loss %.2f", ("loss_list", "loss")
 
     def __init__(self, model: Any, optimizer: Any, *, device: DeviceLike | None = None, seed: int | None = None,
                  checkpoint: str | os.PathLike | None = None, resume: str | os.PathLike | bool | None = None) -> None:
@@ -125,12 +125,10 @@ class Trainer:
         self.current_epoch += loop.epoch
 
     def plot(self, ylim: tuple[float, float] | None = None) -> None:
-        """Plot ``loss_list`` against steps (x ``eval_interval``), as the book does."""
-        self._plot(self.loss_list, "loss", ylim)
-
-    def _plot(self, values: list[float], name: str, ylim: tuple[float, float] | None) -> None:
+        """Plot ``loss_list`` (``ppl_list``) against steps (x ``eval_interval``), as the book does."""
         import matplotlib.pyplot as plt
 
+        values, name = getattr(self, self.PLOTTED[0]), self.PLOTTED[1]
         if ylim is not None:
             plt.ylim(*ylim)
         plt.plot(range(len(values)), values, label="train")
@@ -143,7 +141,7 @@ class RnnlmTrainer(Trainer):
     """Trains book 2's RNN language models on one long corpus: row ``i`` of every batch reads the
     corpus from its own offset on, ``time_size`` words per step (``time_idx`` says where)."""
 
-    LINE = "| epoch %d |  iter %d / %d | time %d[s] | perplexity %.2f"
+    LINE, PLOTTED = "| epoch %d |  iter %d / %d | time %d[s] | perplexity %.2f", ("ppl_list", "perplexity")
 
     def __init__(self, model: Any, optimizer: Any, **options: Any) -> None:
         super().__init__(model, optimizer, **options)
@@ -163,10 +161,6 @@ class RnnlmTrainer(Trainer):
         self.ppl_list = []
         self._run(xs, ts, Sequential(n, batch_size, time_size, self.device), n // (batch_size * time_size),
                   max_epoch, max_grad, eval_interval, self.ppl_list, math.exp)
-
-    def plot(self, ylim: tuple[float, float] | None = None) -> None:
-        """Plot ``ppl_list`` against steps (x ``eval_interval``), as the book does."""
-        self._plot(self.ppl_list, "perplexity", ylim)
 
 
 class _Lines:

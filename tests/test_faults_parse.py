@@ -7,7 +7,6 @@ cap (``RLIMIT_AS``) and a timeout; the child reports the error it got and its pe
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import pickle

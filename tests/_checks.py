@@ -11,10 +11,11 @@ there in float64.
   matches ``analytic`` in shape and to relative error ``rtol``.
 - ``assert_on(a, device, dtype=None, shape=None)``: ``a`` is an array of
   ``device``'s namespace, on its native device, with that dtype and shape.
-- ``assert_close_dtype(actual, expected, dtype, n=1, ulps=4)``: equal up to the rounding
-  another backend may differ by: ``ulps`` units in the last place of ``dtype`` per term of
-  a reduction of length ``n``.  For every comparison across backends (or against NumPy)
-  of a computed value; exact equality only where the operation is exact.
+- ``xp_assert_close(actual, expected, dtype=None, n=1, ulps=4)`` (SciPy's ``xp_assert_close``
+  is the model): equal up to the rounding another backend may differ by: ``ulps`` units in
+  the last place of ``dtype`` (default: ``actual``'s) per term of a reduction of length
+  ``n``.  For every comparison across backends (or against NumPy) of a computed value;
+  exact equality only where the operation is exact.
 """
 
 from __future__ import annotations
@@ -66,14 +67,17 @@ def dtype_eps(dtype: Any) -> float:
     return float(np.finfo(dtype).eps)
 
 
-def assert_close_dtype(actual: Any, expected: Any, dtype: Any, n: int = 1, ulps: float = 4.0) -> None:
-    """Assert ``actual`` equals ``expected`` within ``ulps * n * eps(dtype)``, relative to each value
+def xp_assert_close(actual: Any, expected: Any, dtype: Any = None, n: int = 1, ulps: float = 4.0) -> None:
+    """Assert ``actual`` equals ``expected`` within ``ulps * n * eps(dtype)`` (``dtype``: ``actual``'s
+    unless given), relative to each value
     and, as an absolute bound, to the largest ``|expected|`` (a reduction's rounding scales with its
     terms, so an entry that cancels to near zero is held to the same absolute error).
 
     Why: BLAS and CUDA libraries sum in different orders (error up to ~n ulps for a length-n
     reduction) and their ``exp``/``log`` may differ from NumPy's by an ulp or two.
     """
+    if dtype is None:
+        dtype = actual.dtype
     a = np.asarray(to_numpy(actual), dtype=np.float64)
     b = np.asarray(to_numpy(expected), dtype=np.float64)
     assert a.shape == b.shape, f"shapes differ: {a.shape} vs {b.shape}"

@@ -1,11 +1,12 @@
 """xpnet.layers: numerical-vs-analytic gradients for every layer, values, dtypes, devices."""
 
 import dataclasses
+import math
 from typing import Any, Callable
 
 import numpy as np
 import pytest
-from _checks import assert_close_dtype, assert_grad_close, assert_on
+from _checks import assert_grad_close, assert_on, xp_assert_close
 
 from xpnet.backend import Generator, to_numpy
 from xpnet.layers import (
@@ -165,7 +166,7 @@ def test_relu_and_sigmoid_values(device):
     relu = Relu()
     relu.forward(x)
     np.testing.assert_array_equal(to_numpy(relu.backward(_host(device, [[5.0, 6.0, 7.0]]))), [[0.0, 0.0, 7.0]])
-    assert_close_dtype(Sigmoid().forward(x), 1.0 / (1.0 + np.exp([[1.0, 0.0, -2.0]])), "float64")
+    xp_assert_close(Sigmoid().forward(x), 1.0 / (1.0 + np.exp([[1.0, 0.0, -2.0]])), "float64")
 
 
 def test_affine_values_and_shared_params(device):
@@ -175,12 +176,12 @@ def test_affine_values_and_shared_params(device):
     layer = Affine(Wd, bd)
     assert layer.W is Wd and layer.b is bd
     out = layer.forward(_host(device, x))
-    assert_close_dtype(out, x.reshape(2, 6) @ W + b, "float64", n=7)
+    xp_assert_close(out, x.reshape(2, 6) @ W + b, "float64", n=7)
     dout = rng.normal(size=(2, 4))
     dx = layer.backward(_host(device, dout))
-    assert_close_dtype(dx, (dout @ W.T).reshape(2, 3, 2), "float64", n=4)
-    assert_close_dtype(layer.dW, x.reshape(2, 6).T @ dout, "float64", n=2)
-    assert_close_dtype(layer.db, dout.sum(axis=0), "float64", n=2)
+    xp_assert_close(dx, (dout @ W.T).reshape(2, 3, 2), "float64", n=4)
+    xp_assert_close(layer.dW, x.reshape(2, 6).T @ dout, "float64", n=2)
+    xp_assert_close(layer.db, dout.sum(axis=0), "float64", n=2)
 
 
 def test_matmul_updates_grads_in_place(device):
@@ -227,7 +228,7 @@ def test_convolution_forward_matches_naive_loop(device, name):
     case = build(name, device, "float64")
     layer = case.layer
     expected = naive_conv(to_numpy(case.x), to_numpy(layer.W), to_numpy(layer.b), layer.stride, layer.pad)
-    np.testing.assert_allclose(to_numpy(case.forward()), expected, rtol=1e-12, atol=1e-12)
+    xp_assert_close(case.forward(), expected, n=math.prod(layer.W.shape[1:]))
 
 
 def naive_max_pool(x, ph, pw, stride, pad):

@@ -6,7 +6,7 @@ import pickle
 import array_api_compat
 import numpy as np
 import pytest
-from _checks import assert_close_dtype, assert_on, relative_error
+from _checks import xp_assert_close, assert_on, relative_error
 
 from xpnet import backend, layers
 from xpnet.nets import DeepConvNet, MultiLayerNet, MultiLayerNetExtend, SimpleConvNet, TwoLayerNet
@@ -331,7 +331,7 @@ def test_books_pickle_format_loads(device, tmp_path):
     net = make("SimpleConvNet", device, seed=1)
     net.load_params(tmp_path / "params.pkl")
     x, _ = batch("SimpleConvNet", backend.CPU, 4)
-    assert_close_dtype(net.predict(device.asarray(x)), source.predict(x), "float32", n=30 * 12 * 12)  # Affine1's sum
+    xp_assert_close(net.predict(device.asarray(x)), source.predict(x), "float32", n=30 * 12 * 12)  # Affine1's sum
     net.save_params(tmp_path / "again.pkl")  # a .pkl name writes the book's format
     with open(tmp_path / "again.pkl", "rb") as file:
         assert sorted(pickle.load(file)) == sorted(book_params)

@@ -1,28 +1,28 @@
-"""tests/_checks.assert_close_dtype: the cross-backend tolerance is as tight as its dtype allows."""
+"""tests/_checks.xp_assert_close: the cross-backend tolerance is as tight as its dtype allows."""
 
 import numpy as np
 import pytest
-from _checks import assert_close_dtype, dtype_eps
+from _checks import xp_assert_close, dtype_eps
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_differences_within_n_ulps_pass_and_larger_ones_fail(dtype):
     eps = dtype_eps(dtype)
     expected = np.array([1.0, -2.0, 0.5])
-    assert_close_dtype(expected * (1 + 3 * eps), expected, dtype)
-    assert_close_dtype(expected * (1 + 30 * eps), expected, dtype, n=10)
+    xp_assert_close(expected * (1 + 3 * eps), expected, dtype)
+    xp_assert_close(expected * (1 + 30 * eps), expected, dtype, n=10)
     with pytest.raises(AssertionError):
-        assert_close_dtype(expected * (1 + 30 * eps), expected, dtype)
+        xp_assert_close(expected * (1 + 30 * eps), expected, dtype)
     with pytest.raises(AssertionError):
-        assert_close_dtype(expected * (1 + 1e-3), expected, dtype, n=100)
+        xp_assert_close(expected * (1 + 1e-3), expected, dtype, n=100)
 
 
 def test_entries_that_cancel_are_held_to_the_absolute_bound():
     eps = dtype_eps("float64")
     expected = np.array([100.0, 0.0])
-    assert_close_dtype(np.array([100.0, 300 * eps]), expected, "float64")  # 3 ulps of 100, absolute
+    xp_assert_close(np.array([100.0, 300 * eps]), expected, "float64")  # 3 ulps of 100, absolute
     with pytest.raises(AssertionError):
-        assert_close_dtype(np.array([100.0, 3000 * eps]), expected, "float64")
+        xp_assert_close(np.array([100.0, 3000 * eps]), expected, "float64")
 
 
 def test_dtype_eps_reads_any_backend_dtype():

@@ -1,6 +1,6 @@
-"""An optimizer's whole update in a few element-wise operations: the gradients and each
-state in one flat 1-D buffer, the params moved slice by slice (``benchmarks/NOTES.md``,
-entry 26).
+"""An optimizer's whole update in a few element-wise operations (``foreach``): the gradients
+and each state in one flat 1-D buffer, the params moved slice by slice, so a GPU launches a
+few kernels per step instead of a few per param.
 
 A step of Adam is 12 element-wise operations per parameter array, each one a kernel
 launch on a GPU.  Over flat buffers it is 11 in all, plus one ``concat`` for the grads
@@ -17,15 +17,31 @@ from typing import Any, Optional, Union
 
 from array_api_compat import array_namespace, device, is_array_api_obj, is_writeable_array
 
-from .backend import Device, device_of
+from .backend import Device, device_of, zeros
 
 Array = Any
 Params = Union[dict[str, Any], list[Any]]
 
 
+def update_foreach(optimizer: Any, params: Params, grads: Params, keys: list) -> None:
+    """``optimizer``'s rule (:meth:`~xpnet.optimizer.Optimizer.update_one`) applied once to flat
+    buffers: the grads gathered, the state kept flat (the optimizer's per-key state is views
+    of it), each param moved in place by its slice of the step.  The caller checked
+    ``optimizer._flat.fits(...)``."""
+    flat = optimizer._flat
+    with flat.device.activate():  # CuPy computes on the current GPU
+        states = []
+        for name in optimizer.slots:
+            buffer, views = flat.state(name, getattr(optimizer, name), params, keys)
+            setattr(optimizer, name, views)
+            states.append(buffer)
+        optimizer._begin_update()
+        optimizer.update_one(flat.params(params, keys), flat.gather(grads, keys), *states)
+
+
 class FlatState:
-    """The flat buffers of one optimizer (``benchmarks/NOTES.md``, entry 26), laid out for
-    one set of params (keys, shapes, namespace, device and dtype).  :meth:`fits` says whether a step can take the flat path
+    """The flat buffers of one optimizer, laid out for one set of params (keys, shapes,
+    namespace, device and dtype).  :meth:`fits` says whether a step can take the flat path
     and lays the buffers out again when the params changed; :meth:`gather`,
     :meth:`state` and :meth:`params` then give the step its flat arrays.
 
@@ -101,7 +117,7 @@ class FlatState:
         if cached is None or entries is None or any(a is not b for a, b in zip(entries, cached[1])):
             xp, dtype = self.device.xp, self.signature[0][1]
             if entries is None:
-                flat = xp.zeros((self.slices[-1][1],), dtype=dtype, device=self.device.native)
+                flat = zeros((self.slices[-1][1],), dtype=dtype, device=self.device)
             else:
                 flat = self.gather(dict(zip(keys, entries)), keys)
             views = [xp.reshape(flat[start:stop], shape) for start, stop, shape in self.slices]

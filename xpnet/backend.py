@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import types
 import warnings
@@ -30,6 +31,7 @@ DeviceLike = Union["Device", str, types.ModuleType, tuple]
 __all__ = [
     "Device", "DeviceError", "Generator", "get_device", "device_of", "cuda_available",
     "to_device", "reachable", "to_numpy", "resolve_dtype", "array_module", "CPU",
+    "zeros", "full", "arange", "zeros_like", "copy", "on_own_device",
 ]
 
 
@@ -105,6 +107,48 @@ def resolve_dtype(xp: Any, dtype: Any) -> Any:
     if isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
         return getattr(xp, np.dtype(dtype).name)
     return dtype
+
+
+def zeros(shape: tuple[int, ...], *, dtype: Any, device: DeviceLike) -> Array:
+    """Zeros of ``shape`` and ``dtype`` on ``device`` (CuPy's creation calls ignore ``device=``)."""
+    return full(shape, 0.0, dtype=dtype, device=device)
+
+
+def full(shape: tuple[int, ...], fill_value: float, *, dtype: Any, device: DeviceLike) -> Array:
+    """``fill_value`` in an array of ``shape`` and ``dtype`` on ``device``."""
+    device = get_device(device)
+    with device.activate():
+        return device.xp.full(shape, fill_value, dtype=resolve_dtype(device.xp, dtype), device=device.native)
+
+
+def arange(n: int, *, device: DeviceLike) -> Array:
+    """``0, 1, ..., n-1`` (int64) on ``device``."""
+    device = get_device(device)
+    with device.activate():
+        return device.xp.arange(n, dtype=device.xp.int64, device=device.native)
+
+
+def zeros_like(x: Array) -> Array:
+    """Zeros of ``x``'s shape and dtype on ``x``'s device (a zero gradient, an optimizer's state)."""
+    return full(tuple(x.shape), 0.0, dtype=x.dtype, device=device_of(x))
+
+
+def copy(x: Array) -> Array:
+    """A copy of ``x`` on ``x``'s own device."""
+    device = device_of(x)
+    with device.activate():
+        return device.xp.asarray(x, copy=True, device=device.native)
+
+
+def on_own_device(method: Any) -> Any:
+    """Decorate ``method`` to run with ``self.device`` current: CuPy computes on the current GPU,
+    so an object on ``cuda:1`` makes it current for its work (elsewhere this changes nothing)."""
+    @functools.wraps(method)
+    def on_device(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self.device.activate():
+            return method(self, *args, **kwargs)
+
+    return on_device
 
 
 def cuda_available() -> bool:
@@ -302,50 +346,77 @@ _OPAQUE = (types.ModuleType, types.FunctionType, types.MethodType, types.Builtin
 
 
 class Generator:
-    """Seedable random numbers for any device (weight init, Dropout, shuffling).
+    """Random numbers for any device (weight init, Dropout, shuffling, sampling).
 
-    Numbers are drawn on the host from NumPy's PCG64 and moved to the target
-    device, so one seed gives the same numbers on every backend, and ``state``
-    can be saved in a checkpoint and restored.  What a training step asks for
-    (``uniform``: Dropout masks; ``integers``: batches sampled with replacement)
-    comes from a pool of ``POOL_SIZE`` uniform numbers drawn at once and kept on
-    the device, so steps do not copy random numbers from the host one by one
-    (DeepConvNet's Dropout uses up a pool in about 170 steps).
+    ``Generator()`` (no seed) on the NumPy CPU device is the book's: every draw is the
+    book's own call on NumPy's global generator, in the book's order (``scale *
+    np.random.randn(*shape)``, ``np.random.rand(*shape)``, ``np.random.permutation(n)``,
+    ``np.random.choice(high, size)``), so a script seeded with ``np.random.seed`` prints
+    the book's numbers; constructing one draws nothing.
+
+    With ``seed=``, or on another device, numbers come from xpnet's own PCG64 stream
+    (unseeded: seeded from NumPy's global generator at its first use), drawn on the
+    host and moved, so one seed gives the same numbers on every backend.  What a
+    training step asks for there (``uniform``, ``keep_mask``, ``integers``) comes from
+    a pool of ``POOL_SIZE`` uniform numbers kept on the device, so steps do not copy
+    random numbers from the host one by one.  ``state`` goes into checkpoints.
     """
 
     POOL_SIZE = 1 << 20
 
     def __init__(self, seed: int | None = None) -> None:
-        """``seed=None`` draws the seed from NumPy's global generator (``np.random``), so a
-        book script's ``np.random.seed(0)`` makes every unseeded xpnet stream repeat too."""
-        if seed is None:
-            seed = int(np.random.randint(0, 2**63 - 1, dtype=np.int64))
-        self._rng = np.random.default_rng(seed)
+        self._book = seed is None
+        self._rng = None if seed is None else np.random.default_rng(seed)
         self._pool = None
         self._pool_state = None
         self._pool_used = 0
 
+    def _uses_book(self, device: Device) -> bool:
+        return self._book and device == CPU
+
+    def _own(self) -> np.random.Generator:
+        if self._rng is None:
+            self._rng = np.random.default_rng(int(np.random.randint(0, 2**63 - 1, dtype=np.int64)))
+        return self._rng
+
     def normal(self, shape: tuple[int, ...], *, scale: float = 1.0, dtype: Any = "float32",
                device: DeviceLike = "cpu") -> Array:
-        """Normal(0, scale**2) samples of ``shape``."""
-        return get_device(device).asarray(self._rng.normal(0.0, scale, size=shape), dtype=dtype)
+        """Normal(0, scale**2) samples of ``shape`` (the book's ``scale * np.random.randn(*shape)``)."""
+        device = get_device(device)
+        host = scale * np.random.randn(*shape) if self._uses_book(device) else self._own().normal(0.0, scale, shape)
+        return device.asarray(host, dtype=dtype)
 
     def uniform(self, shape: tuple[int, ...], *, dtype: Any = "float32",
                 device: DeviceLike = "cpu") -> Array:
-        """Uniform [0, 1) samples of ``shape`` (a fresh array, from the pool)."""
+        """Uniform [0, 1) samples of ``shape`` (the book's ``np.random.rand(*shape)``)."""
         device = get_device(device)
-        xp, size = device.xp, math.prod(shape)
+        if self._uses_book(device):
+            return device.asarray(np.random.rand(*shape), dtype=dtype)
+        xp = device.xp
         with device.activate():
-            return xp.reshape(xp.astype(self._take(size, device), resolve_dtype(xp, dtype)), tuple(shape))
+            return xp.reshape(xp.astype(self._take(math.prod(shape), device), resolve_dtype(xp, dtype)), tuple(shape))
+
+    def keep_mask(self, shape: tuple[int, ...], ratio: float, *, device: DeviceLike = "cpu") -> Array:
+        """Where a uniform [0, 1) sample exceeds ``ratio`` (bool): Dropout's mask, the book's
+        ``np.random.rand(*shape) > ratio``."""
+        device = get_device(device)
+        if self._uses_book(device):
+            return device.asarray(np.random.rand(*shape) > ratio)
+        with device.activate():
+            return device.xp.reshape(self._take(math.prod(shape), device) > ratio, tuple(shape))
 
     def permutation(self, n: int, *, device: DeviceLike = "cpu") -> Array:
-        """A random permutation of ``0..n-1`` (int64) on ``device``."""
-        return get_device(device).asarray(self._rng.permutation(n))
+        """A random permutation of ``0..n-1`` (int64) on ``device`` (the book's ``np.random.permutation(n)``)."""
+        device = get_device(device)
+        rng = np.random if self._uses_book(device) else self._own()
+        return device.asarray(rng.permutation(n))
 
     def integers(self, high: int, size: int, *, device: DeviceLike = "cpu") -> Array:
-        """``size`` integers drawn uniformly from ``0..high-1``, with replacement (int64,
-        ``floor(u * high)`` of pool numbers ``u``)."""
+        """``size`` integers drawn uniformly from ``0..high-1``, with replacement (int64): the book's
+        ``np.random.choice(high, size)``; else ``floor(u * high)`` of pool numbers ``u``."""
         device = get_device(device)
+        if self._uses_book(device):
+            return device.asarray(np.asarray(np.random.choice(high, size), dtype=np.int64))
         xp = device.xp
         with device.activate():
             scaled = xp.floor(self._take(size, device) * float(high))
@@ -353,13 +424,14 @@ class Generator:
 
     def _take(self, size: int, device: Device) -> Array:
         """The next ``size`` numbers of the pool (float64) on ``device``."""
+        rng = self._own()
         if size > self.POOL_SIZE:
-            return device.asarray(self._rng.random(size))
+            return device.asarray(rng.random(size))
         if self._pool is None and self._pool_state is not None:
             self._pool = device.asarray(_pcg64(self._pool_state).random(self.POOL_SIZE))
         if self._pool is None or self._pool_used + size > self.POOL_SIZE:
-            self._pool_state = self._rng.bit_generator.state
-            self._pool = device.asarray(self._rng.random(self.POOL_SIZE))
+            self._pool_state = rng.bit_generator.state
+            self._pool = device.asarray(rng.random(self.POOL_SIZE))
             self._pool_used = 0
         if device_of(self._pool) != device:
             self._pool = device.asarray(self._pool)
@@ -368,13 +440,33 @@ class Generator:
 
     @property
     def state(self) -> dict:
-        """The generator's state (a plain dict of numbers), for checkpoints."""
-        return {"host": self._rng.bit_generator.state, "pool": self._pool_state, "pool_used": self._pool_used}
+        """The generator's state (a plain dict of numbers), for checkpoints: its own stream's, or,
+        for the book's generator before any use of its own stream, NumPy's global one."""
+        host = _global_state() if self._rng is None else self._rng.bit_generator.state
+        return {"host": host, "pool": self._pool_state, "pool_used": self._pool_used}
 
     @state.setter
     def state(self, value: dict) -> None:
-        self._rng.bit_generator.state = value["host"]
+        host = value["host"]
+        if isinstance(host, dict) and host.get("bit_generator") == "MT19937":
+            if not self._book:
+                raise ValueError("state: NumPy's global generator state fits only an unseeded Generator()")
+            np.random.set_state(("MT19937", np.asarray(host["state"]["key"], dtype=np.uint32),
+                                 host["state"]["pos"], host.get("has_gauss", 0), host.get("gauss", 0.0)))
+            self._rng = None
+        else:
+            if self._rng is None:  # no draw from the global generator: the state replaces it
+                self._rng = np.random.Generator(np.random.PCG64())
+            self._rng.bit_generator.state = host
+            self._book = False  # a saved stream continues as it was saved
         self._pool, self._pool_state, self._pool_used = None, value["pool"], value["pool_used"]
+
+
+def _global_state() -> dict:
+    """NumPy's global generator state as a plain dict of numbers (JSON-ready)."""
+    name, key, pos, has_gauss, gauss = np.random.get_state()
+    return {"bit_generator": name, "state": {"key": key.tolist(), "pos": int(pos)},
+            "has_gauss": int(has_gauss), "gauss": float(gauss)}
 
 
 def _pcg64(state: dict) -> np.random.Generator:

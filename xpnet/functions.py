@@ -20,6 +20,7 @@ from typing import Any
 from array_api_compat import array_namespace
 from array_api_compat import device as array_device
 
+from .backend import np  # noqa: F401  (the book's star import of this module gives np)
 from .checks import positive_int
 
 Array = Any

@@ -16,6 +16,8 @@ from array_api_compat import array_namespace
 from array_api_compat import device as array_device
 from tqdm.auto import tqdm
 
+from .backend import np  # noqa: F401  (the book's star import of this module gives np)
+
 Array = Any
 
 PROGRESS_AFTER_S = 5.0

@@ -9,11 +9,12 @@ book's ``optimizer_compare_naive.py`` passes) is rebound instead.  State
 own container type, on their device and in their dtype.  Hyper-parameters are
 Python floats, so float32 stays float32.
 
-Each optimizer's rule is its ``_step(param, grad, *state)``, the book's formula on
-arrays (or numbers).  When the params are arrays of one namespace, device and
-floating dtype, these are flat buffers holding every param at once
-(:class:`xpnet._flat.FlatState`; ``param`` then moves each param by its slice): a
-step is a few operations instead of a few per param, with the same result to the bit.
+Each optimizer's rule is its :meth:`Optimizer.update_one`, the book's formula for one
+key, which :meth:`Optimizer.update` applies key by key as the book does.  The same
+rule also runs once over flat buffers holding every param
+(:func:`xpnet._flat.update_foreach`, ``foreach=``, as in PyTorch): a few operations
+per step instead of a few per param (fewer kernel launches on a GPU), the same
+result to the bit.
 """
 
 from __future__ import annotations
@@ -24,70 +25,79 @@ from typing import Any, Union
 
 from array_api_compat import array_namespace, is_array_api_obj, is_writeable_array
 
-from ._flat import FlatState
-from .backend import device_of
+from ._flat import FlatState, update_foreach
+from .backend import copy, np, zeros_like
 from .checks import real
 
 Array = Any
 Params = Union[dict[str, Any], list[Any]]
 
+__all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "OPTIMIZERS",
+           "get_optimizer", "np"]
+
 
 class Optimizer:
     """Base: argument checks, the state (``state_names``: ``slots``, one array per param,
-    and Adam's ``iter``) for checkpoints, and the flat or per-key path to ``_step``."""
+    and Adam's ``iter``) for checkpoints, and the per-key or flat application of
+    :meth:`update_one`.
+
+    ``foreach``: ``None`` (default) runs the rule over flat buffers where it fits (params
+    and grads arrays of one namespace, device and floating dtype; an optimizer with
+    state), else key by key; ``False`` always key by key (the book's loop, each
+    ``W1`` visible in a debugger); ``True`` flat, refusing params it does not fit.
+    """
 
     slots: tuple[str, ...] = ()
     state_names: tuple[str, ...] = ()
+    refuses_float16 = False  # the adaptive rules: their 1e-7 and squared gradients round to 0 in float16
 
-    def __init__(self, lr: float) -> None:
+    def __init__(self, lr: float, *, foreach: bool | None = None) -> None:
         self.lr = real("lr", lr, low=0.0, low_open=True)
+        if foreach not in (None, True, False):
+            raise ValueError(f"foreach: expected None (flat where it fits), True or False, got {foreach!r}")
+        self.foreach = foreach
         self._flat = FlatState()
 
     def update(self, params: Params, grads: Params) -> None:
         """Apply one step to ``params`` in place from ``grads``: two dicts with the same keys,
         or two lists (tuples) of the same length, entries of equal shapes and dtypes."""
-        keys = _keys(params, grads)
+        keys = self._checked_keys(params, grads)
+        if self.foreach is not False and self.slots:  # SGD has no state: flat, it would only add a gather
+            states = {name: getattr(self, name) for name in self.slots}
+            if self._flat.fits(params, grads, keys, states):
+                update_foreach(self, params, grads, keys)
+                return
+        if self.foreach:
+            raise ValueError(f"foreach=True: these params do not fit flat buffers (they must be arrays of one "
+                             f"namespace, device and floating dtype); pass foreach=None or False")
+        states = [self._state(name, params, keys) for name in self.slots]
+        self._begin_update()
         for key in keys:
-            expected, got = _shape("params", key, params[key]), _shape("grads", key, grads[key])
-            if got != expected:
-                raise ValueError(f"grads[{key!r}]: expected shape {expected}, got {got}")
-        # SGD has no state: flat, it would only add a gather (NOTES.md entry 26)
-        if self.slots and self._flat.fits(params, grads, keys, {name: getattr(self, name) for name in self.slots}):
-            self._update_flat(params, grads, keys)
-        else:
-            self._update_each(params, grads, keys)
+            new = self.update_one(params[key], grads[key], *(state[key] for state in states))
+            for container, value in zip((params, *states), new):
+                if container[key] is not value:
+                    container[key] = value
 
-    def _step(self, param: Array, grad: Array, *state: Array) -> tuple:
+    def update_one(self, param: Array, grad: Array, *state: Array) -> tuple:
         """The rule on one param (an array or a number, only ever moved by ``+=``/``-=``) and
         its state (``slots`` in order), arrays updated in place; returns them (a number is
         rebound, not changed in place)."""
         raise NotImplementedError
 
     def _begin_update(self) -> None:
-        """Once per :meth:`update`, before the steps (Adam counts its iterations)."""
+        """Once per :meth:`update`, before the rule runs (Adam counts its iterations)."""
 
-    def _update_each(self, params: Params, grads: Params, keys: list) -> None:
-        states = [self._state(name, params, keys) for name in self.slots]
-        self._begin_update()
+    def _checked_keys(self, params: Params, grads: Params) -> list:
+        keys = _keys(params, grads)
         for key in keys:
-            new = self._step(params[key], grads[key], *(state[key] for state in states))
-            for container, value in zip((params, *states), new):
-                if container[key] is not value:
-                    container[key] = value
-
-    def _update_flat(self, params: Params, grads: Params, keys: list) -> None:
-        """One :meth:`_step` over flat buffers (:class:`~xpnet._flat.FlatState`, see
-        ``benchmarks/NOTES.md`` entry 26): the grads gathered, the state kept flat, each
-        param moved in place by its slice of the step."""
-        flat = self._flat
-        with flat.device.activate():
-            states = []
-            for name in self.slots:
-                buffer, views = flat.state(name, getattr(self, name), params, keys)
-                setattr(self, name, views)
-                states.append(buffer)
-            self._begin_update()
-            self._step(flat.params(params, keys), flat.gather(grads, keys), *states)
+            expected, got = _shape("params", key, params[key]), _shape("grads", key, grads[key])
+            if got != expected:
+                raise ValueError(f"grads[{key!r}]: expected shape {expected}, got {got}")
+            if self.refuses_float16 and _is_float16(params[key]):
+                raise ValueError(f"params[{key!r}]: {type(self).__name__} cannot train float16 params (its 1e-7 and "
+                                 "squared gradients round to 0 in float16); build the net with dtype='float32', "
+                                 "or use SGD or Momentum")
+        return keys
 
     def _state(self, name: str, params: Params, keys: list) -> Params:
         """State ``name`` laid out like ``params``: zeros at the first step; a restored
@@ -97,9 +107,22 @@ class Optimizer:
             zeros = [_zeros_like(params[key]) for key in keys]
             value = dict(zip(keys, zeros)) if isinstance(params, dict) else zeros
         elif not isinstance(params, dict) and isinstance(value, dict):
-            value = [value[str(key)] for key in keys]
+            value = [value.get(str(key)) for key in keys] if set(value) == {str(k) for k in keys} else value
+        self._check_state_fits(name, value, params, keys)
         setattr(self, name, value)
         return value
+
+    def _check_state_fits(self, name: str, value: Params, params: Params, keys: list) -> None:
+        """One clear error when the state was built for other params (an optimizer reused)."""
+        state_keys = list(value) if isinstance(value, dict) else list(range(len(value)))
+        fits = isinstance(value, dict) == isinstance(params, dict) and state_keys == keys and all(
+            _shape("params", key, params[key]) == tuple(getattr(value[key], "shape", ())) for key in keys)
+        if not fits:
+            theirs = {key: _shape("params", key, params[key]) for key in keys}
+            ours = {key: tuple(getattr(v, "shape", ())) for key, v in
+                    (value.items() if isinstance(value, dict) else enumerate(value))}
+            raise ValueError(f"params: this {type(self).__name__}'s state {name!r} was built for other params "
+                             f"({ours}), got {theirs}; use a new optimizer for new params")
 
     def state_dict(self) -> dict[str, Any]:
         """State as a flat dict: ``"v/W1"`` (``"v/0"`` for list params) -> array, ``"iter"`` -> int
@@ -155,24 +178,23 @@ def _shape(what: str, key: Any, value: Any) -> tuple[int, ...]:
     raise TypeError(f"{what}[{key!r}]: expected an array or a real number, got {type(value).__name__}")
 
 
-def _is_array(value: Any) -> bool:
+def _in_place(value: Any) -> bool:
+    """Whether the rule changes ``value`` in place: a writable array (else it is rebound)."""
     return is_array_api_obj(value) and is_writeable_array(value)
 
 
 def _zeros_like(value: Any) -> Any:
-    if not _is_array(value):
-        return 0.0 * value
-    with device_of(value).activate():
-        return array_namespace(value).zeros_like(value)
+    return zeros_like(value) if _in_place(value) else 0.0 * value
 
 
 def _copy(value: Any) -> Any:
     """A copy of ``value`` on its own device (state is updated in place, so it must not be shared)."""
-    if not _is_array(value):
-        return value
-    device = device_of(value)
-    with device.activate():
-        return device.xp.asarray(value, copy=True, device=device.native)
+    return copy(value) if _in_place(value) else value
+
+
+def _is_float16(value: Any) -> bool:
+    dtype = getattr(value, "dtype", None)
+    return dtype is not None and str(dtype).endswith("float16")
 
 
 def _sqrt(value: Any) -> Any:
@@ -186,10 +208,10 @@ def _unit_interval(name: str, value: float, *, low_open: bool) -> float:
 class SGD(Optimizer):
     """``W -= lr * dW``."""
 
-    def __init__(self, lr: float = 0.01) -> None:
-        super().__init__(lr)
+    def __init__(self, lr: float = 0.01, *, foreach: bool | None = None) -> None:
+        super().__init__(lr, foreach=foreach)
 
-    def _step(self, param: Array, grad: Array) -> tuple:
+    def update_one(self, param: Array, grad: Array) -> tuple:
         param -= self.lr * grad
         return (param,)
 
@@ -199,12 +221,12 @@ class Momentum(Optimizer):
 
     slots = state_names = ("v",)
 
-    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
-        super().__init__(lr)
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9, *, foreach: bool | None = None) -> None:
+        super().__init__(lr, foreach=foreach)
         self.momentum = _unit_interval("momentum", momentum, low_open=False)
         self.v = None
 
-    def _step(self, param: Array, grad: Array, v: Array) -> tuple:
+    def update_one(self, param: Array, grad: Array, v: Array) -> tuple:
         v *= self.momentum
         v -= self.lr * grad
         param += v
@@ -216,7 +238,7 @@ class Nesterov(Momentum):
     old velocity first: ``W += momentum**2 * v - (1 + momentum) * lr * dW``, then
     ``v = momentum * v - lr * dW``."""
 
-    def _step(self, param: Array, grad: Array, v: Array) -> tuple:
+    def update_one(self, param: Array, grad: Array, v: Array) -> tuple:
         m = self.momentum
         step = self.lr * grad
         param += (m * m) * v
@@ -230,12 +252,13 @@ class AdaGrad(Optimizer):
     """``h += dW**2;  W -= lr * dW / (sqrt(h) + 1e-7)``."""
 
     slots = state_names = ("h",)
+    refuses_float16 = True
 
-    def __init__(self, lr: float = 0.01) -> None:
-        super().__init__(lr)
+    def __init__(self, lr: float = 0.01, *, foreach: bool | None = None) -> None:
+        super().__init__(lr, foreach=foreach)
         self.h = None
 
-    def _step(self, param: Array, grad: Array, h: Array) -> tuple:
+    def update_one(self, param: Array, grad: Array, h: Array) -> tuple:
         h = self._accumulate(h, grad)
         param -= self.lr * grad / (_sqrt(h) + 1e-7)
         return param, h
@@ -249,8 +272,8 @@ class RMSprop(AdaGrad):
     """AdaGrad with a leaky sum: ``h = decay_rate * h + (1 - decay_rate) * dW**2``
     (``0 < decay_rate < 1``)."""
 
-    def __init__(self, lr: float = 0.01, decay_rate: float = 0.99) -> None:
-        super().__init__(lr)
+    def __init__(self, lr: float = 0.01, decay_rate: float = 0.99, *, foreach: bool | None = None) -> None:
+        super().__init__(lr, foreach=foreach)
         self.decay_rate = _unit_interval("decay_rate", decay_rate, low_open=True)
 
     def _accumulate(self, h: Array, grad: Array) -> Array:
@@ -266,9 +289,11 @@ class Adam(Optimizer):
 
     slots = ("m", "v")
     state_names = ("iter", *slots)
+    refuses_float16 = True
 
-    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999) -> None:
-        super().__init__(lr)
+    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, *,
+                 foreach: bool | None = None) -> None:
+        super().__init__(lr, foreach=foreach)
         self.beta1 = _unit_interval("beta1", beta1, low_open=True)
         self.beta2 = _unit_interval("beta2", beta2, low_open=True)
         self.iter = 0
@@ -278,7 +303,7 @@ class Adam(Optimizer):
     def _begin_update(self) -> None:
         self.iter += 1
 
-    def _step(self, param: Array, grad: Array, m: Array, v: Array) -> tuple:
+    def update_one(self, param: Array, grad: Array, m: Array, v: Array) -> tuple:
         lr_t = self.lr * math.sqrt(1.0 - self.beta2 ** self.iter) / (1.0 - self.beta1 ** self.iter)
         m += (1.0 - self.beta1) * (grad - m)
         v += (1.0 - self.beta2) * (grad * grad - v)

@@ -10,13 +10,13 @@ one sample on the device of the net's parameters.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 from typing import Any, Sequence
 
 from array_api_compat import is_array_api_obj
 
-from .backend import device_of
+from ._protocol import takes_train_flg
+from .backend import device_of, zeros
 
 Array = Any
 
@@ -83,11 +83,11 @@ def summary(net: Any, input_shape: Sequence[int] | None = None) -> Summary:
     device = device_of(params[0])
     held = {id(value): math.prod(value.shape) for value in params}
     rows = []
-    with device.activate():
-        x = device.xp.zeros((1, *input_shape), dtype=params[0].dtype, device=device.native)
+    x = zeros((1, *input_shape), dtype=params[0].dtype, device=device)
+    with device.activate():  # CuPy computes on the current GPU
         for name, layer in layers:
             try:
-                y = layer.forward(x, train_flg=False) if _takes_train_flg(layer) else layer.forward(x)
+                y = layer.forward(x, train_flg=False) if takes_train_flg(layer) else layer.forward(x)
             except Exception as exc:
                 raise ValueError(f"input_shape {input_shape}: layer {name!r} ({type(layer).__name__}) cannot take "
                                  f"an input of shape {_shape(tuple(x.shape[1:]))}: {exc}") from exc
@@ -117,19 +117,13 @@ def _named_layers(net: Any) -> list[tuple[str, Any]]:
     raise TypeError(f"net: expected layers as a dict (OrderedDict) or a list, got {type(layers).__name__}")
 
 
-def _takes_train_flg(layer: Any) -> bool:
-    try:
-        return "train_flg" in inspect.signature(layer.forward).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _arrays_of(layer: Any) -> list[Array]:
-    """The arrays a layer holds as attributes (first book) or in its ``params`` list (second)."""
-    found = [v for v in vars(layer).values() if is_array_api_obj(v)] if hasattr(layer, "__dict__") else []
-    found += [v for v in getattr(layer, "params", None) or [] if is_array_api_obj(v)]
-    unique = {id(v): v for v in found}
-    return list(unique.values())
+    """The arrays a layer holds: its ``params`` list (the layer protocol); for a user's
+    book-style layer without one, its array attributes (the book's ``W``, ``b``)."""
+    params = getattr(layer, "params", None)
+    if isinstance(params, list):
+        return [v for v in params if is_array_api_obj(v)]
+    return [v for v in vars(layer).values() if is_array_api_obj(v)] if hasattr(layer, "__dict__") else []
 
 
 def _work(layer: Any, x: Array, y: Array) -> int:

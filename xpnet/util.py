@@ -9,10 +9,13 @@ import array_api_extra as xpx
 from array_api_compat import array_namespace, is_array_api_obj
 from array_api_compat import device as array_device
 
-from .backend import CPU, Generator, device_of, to_numpy
+from .backend import CPU, Generator, device_of, np, to_numpy
 from .checks import nonnegative_int, positive_int, real
 
 Array = Any
+
+__all__ = ["smooth_curve", "shuffle_dataset", "conv_output_size", "im2col", "col2im", "unfold", "fold",
+           "window_views", "add_windows", "np"]
 
 
 def smooth_curve(x: Sequence[float] | Array, window_len: int = 11, beta: float = 2.0) -> list[float]:
@@ -134,8 +137,7 @@ def add_windows(parts: Sequence[Array], input_shape: tuple[int, int, int, int], 
         if tiles:
             img[:, :, rows, cols] = part
         else:
-            window = img[:, :, rows, cols]  # a view: adding in place writes into img
-            window += part
+            img = xpx.at(img)[:, :, rows, cols].add(part)  # the book's img[...] += col[...]
     return img[:, :, pad:pad + H, pad:pad + W]
 
 
@@ -173,7 +175,7 @@ _REUSE_ELEMENTS = 2**23  # 32 MiB of float32: glibc's largest mmap threshold
 
 def _reuse(out: Array | None, shape: tuple[int, int], dtype: Any) -> bool:
     """Whether :func:`unfold` fills ``out`` (its previous result) rather than stacking the
-    windows into a fresh array (``benchmarks/NOTES.md``, changes 10 and 18).
+    windows into a fresh array.
 
     One ``stack`` is one operation (a kernel launch on a GPU) where filling is one
     copy per filter offset, and on the CPU it is as fast, except for columns over

@@ -13,6 +13,7 @@ from typing import Any
 from array_api_compat import array_namespace
 from array_api_compat import device as array_device
 
+from .._protocol import zero_grads
 from ..backend import device_of
 from ..functions import sigmoid
 from ..layers import Affine, Dropout, MatMul, Relu, Sigmoid, Softmax, SoftmaxWithLoss
@@ -35,7 +36,8 @@ def add_rows(idx: Array, values: Array, num_rows: int, *, one_hot_max: int = ONE
     ``one_hot(idx).T @ values``.  Larger ones sort: ``values`` in index order are summed
     cumulatively (in float64), and row ``v`` is the difference of that sum at the ends of
     ``v``'s run, found by ``searchsorted``; ``O((N + num_rows) * D)`` work, no scatter.
-    Measured in the report of helper b2a (``benchmarks/NOTES.md``, "Embedding backward").
+    The one-hot product beats ``np.add.at`` on small batches; the sort path stays within
+    2x of it (timings in ``benchmarks/NOTES.md``, "Embedding backward").
     """
     xp = array_namespace(idx, values)
     dev = array_device(values)
@@ -93,9 +95,8 @@ class Embedding:
     def __init__(self, W: Array) -> None:
         if W.ndim != 2:
             raise ValueError(f"W: expected a matrix (V, D), got shape {tuple(W.shape)}")
-        xp = array_namespace(W)
-        with device_of(W).activate():
-            self.params, self.grads = [W], [xp.zeros_like(W)]
+        self.params = [W]
+        self.grads = zero_grads(self.params)
         self.idx = None
 
     def forward(self, idx: Array) -> Array:

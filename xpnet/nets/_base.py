@@ -17,16 +17,15 @@ from typing import Any, Iterable, Sequence
 from array_api_compat import array_namespace, is_array_api_obj, is_writeable_array
 
 from .. import functions, io
-from ..backend import Device, DeviceLike, Generator, device_of, get_device, to_numpy
+from .._protocol import persistent, takes_train_flg
+from ..backend import Device, DeviceLike, Generator, device_of, full, get_device, on_own_device, to_numpy
 from ..checks import positive_int
 from ..gradient import numerical_gradients
-from ..layers import Affine, BatchNormalization, Convolution, Dropout, SoftmaxWithLoss
+from ..layers import Affine, BatchNormalization, Convolution, SoftmaxWithLoss
 from ..summary import Summary, summary
 from ._args import floating_dtype, input_problem
 
 Array = Any
-
-_MODAL_LAYERS = (Dropout, BatchNormalization)
 
 EVAL_MEMORY_BUDGET = 64 * 2**20
 """Bytes of a net's largest per-sample array (see :meth:`Net._chunk_size`) one inference pass
@@ -74,8 +73,7 @@ class Net:
         return self.rng.normal(shape, scale=scale, dtype=self._build_dtype, device=self._build_device)
 
     def _filled(self, n: int, value: float) -> Array:
-        with self._build_device.activate():
-            return self._build_device.xp.full((n,), value, dtype=self._build_dtype, device=self._build_device.native)
+        return full((n,), value, dtype=self._build_dtype, device=self._build_device)
 
     def _register(self, layer: Any, **slots: str) -> Any:
         """Enter ``layer.<attr>`` as ``params[key]`` for each ``attr=key``; return ``layer``."""
@@ -100,11 +98,10 @@ class Net:
 
     def _batchnorm(self, index: int, size: int) -> BatchNormalization:
         """``BatchNormalization`` with ``gamma{index} = 1``, ``beta{index} = 0`` and zeroed running
-        statistics (saved as ``running_mean{index}``/``running_var{index}``)."""
+        statistics (its persistent buffers, saved as ``running_mean{index}``/``running_var{index}``)."""
         layer = BatchNormalization(self._filled(size, 1.0), self._filled(size, 0.0),
                                    running_mean=self._filled(size, 0.0), running_var=self._filled(size, 0.0))
-        self._buffers[f"running_mean{index}"] = (layer, "running_mean")
-        self._buffers[f"running_var{index}"] = (layer, "running_var")
+        self._buffers.update({f"{attr}{index}": (layer, attr) for attr in persistent(layer)})
         return self._register(layer, gamma=f"gamma{index}", beta=f"beta{index}")
 
     # --------------------------------------------------------------- properties
@@ -181,9 +178,10 @@ class Net:
     def _forward(self, x: Array, train_flg: bool) -> Array:
         x = self._as_input(x)
         for layer in self._sequence():
-            x = layer.forward(x, train_flg) if isinstance(layer, _MODAL_LAYERS) else layer.forward(x)
+            x = layer.forward(x, train_flg) if takes_train_flg(layer) else layer.forward(x)
         return x
 
+    @on_own_device
     def predict(self, x: Array, train_flg: bool = False) -> Array:
         """Scores before softmax, ``(N, output_size)``, in the net's dtype.
 
@@ -198,12 +196,10 @@ class Net:
         n = x.shape[0]
         step = n if train_flg else self._chunk_size()
         if n <= step:
-            with device.activate():
-                return _follow(self._forward(device.asarray(x), train_flg), x)
+            return _follow(self._forward(device.asarray(x), train_flg), x)
         parts = []
-        with device.activate():
-            for start in range(0, n, step):
-                parts.append(_follow(self._forward(device.asarray(x[start:min(start + step, n), ...]), False), x))
+        for start in range(0, n, step):
+            parts.append(_follow(self._forward(device.asarray(x[start:min(start + step, n), ...]), False), x))
         return array_namespace(x).concat(parts, axis=0)
 
     def loss(self, x: Array, t: Array, train_flg: bool = False, *, check_labels: bool = True) -> Array:
@@ -219,20 +215,21 @@ class Net:
         self._check_t(x, t, check_labels)
         return _follow(self._loss(x, t, train_flg), x)
 
+    @on_own_device
     def _loss(self, x: Array, t: Array, train_flg: bool) -> Array:
         """:meth:`loss` on the net's device, unchecked."""
         device = self.device
-        with device.activate():
-            loss = self.last_layer.forward(self._forward(device.asarray(x), train_flg), device.asarray(t))
-            if self.weight_decay_lambda:
-                xp = array_namespace(loss)
-                decay = sum(xp.sum(W * W) for W in self._decayed_weights())
-                loss = loss + (0.5 * self.weight_decay_lambda) * decay
+        loss = self.last_layer.forward(self._forward(device.asarray(x), train_flg), device.asarray(t))
+        if self.weight_decay_lambda:
+            xp = array_namespace(loss)
+            decay = sum(xp.sum(W * W) for W in self._decayed_weights())
+            loss = loss + (0.5 * self.weight_decay_lambda) * decay
         return loss
 
     def _decayed_weights(self) -> list[Array]:
         return [value for key, value in self.params.items() if key.startswith("W")]
 
+    @on_own_device
     def accuracy(self, x: Array, t: Array, batch_size: int = 100, *, check_labels: bool = True) -> float:
         """Fraction of samples whose highest score is the label, as a Python float.
 
@@ -250,18 +247,18 @@ class Net:
         device, classes = self.device, self.num_classes
         xp, step = device.xp, min(batch_size, self._chunk_size())
         correct = None
-        with device.activate():
-            for start in range(0, n, step):
-                y = xp.argmax(self._forward(device.asarray(x[start:min(start + step, n), ...]), False), axis=1)
-                labels = device.asarray(t[start:min(start + step, n), ...])
-                if labels.ndim == 2:
-                    labels = xp.argmax(labels, axis=1) if labels.shape[1] == classes else labels[:, 0]
-                if labels.dtype != y.dtype:
-                    labels = xp.astype(labels, y.dtype)
-                hits = xp.count_nonzero(y == labels)
-                correct = hits if correct is None else correct + hits
+        for start in range(0, n, step):
+            y = xp.argmax(self._forward(device.asarray(x[start:min(start + step, n), ...]), False), axis=1)
+            labels = device.asarray(t[start:min(start + step, n), ...])
+            if labels.ndim == 2:
+                labels = xp.argmax(labels, axis=1) if labels.shape[1] == classes else labels[:, 0]
+            if labels.dtype != y.dtype:
+                labels = xp.astype(labels, y.dtype)
+            hits = xp.count_nonzero(y == labels)
+            correct = hits if correct is None else correct + hits
         return int(correct) / n
 
+    @on_own_device
     def gradient(self, x: Array, t: Array, *, check_labels: bool = True) -> dict[str, Array]:
         """Gradients of :meth:`loss` (training mode) by backpropagation, keyed like ``params``,
         on the net's device (``x``/``t`` may live anywhere; ``check_labels`` as in :meth:`loss`).
@@ -273,17 +270,17 @@ class Net:
         self._check_x(x)
         self._check_t(x, t, check_labels)
         self.last_loss = self._loss(x, t, True)
-        with self.device.activate():
-            dout = self.last_layer.backward(1.0)
-            for layer in reversed(list(self._sequence())):
-                dout = layer.backward(dout)
-            grads = {key: getattr(layer, "d" + attr) for key, (layer, attr) in self._slots.items()}
-            if self.weight_decay_lambda:
-                for key, value in self.params.items():
-                    if key.startswith("W"):
-                        grads[key] = grads[key] + self.weight_decay_lambda * value
+        dout = self.last_layer.backward(1.0)
+        for layer in reversed(list(self._sequence())):
+            dout = layer.backward(dout)
+        grads = {key: getattr(layer, "d" + attr) for key, (layer, attr) in self._slots.items()}
+        if self.weight_decay_lambda:
+            for key, value in self.params.items():
+                if key.startswith("W"):
+                    grads[key] = grads[key] + self.weight_decay_lambda * value
         return grads
 
+    @on_own_device
     def numerical_gradient(self, x: Array, t: Array, *, progress: bool | None = None) -> dict[str, Array]:
         """Gradients of :meth:`loss` (training mode) by central differences, keyed like ``params``.
 
@@ -307,13 +304,12 @@ class Net:
                  for layer in layers]
         saved_params = dict(self.params)
         try:
-            with device.activate():
-                for key, (layer, attr) in {**self._slots, **self._buffers}.items():
-                    wide = xp.astype(getattr(layer, attr), xp.float64, copy=True)
-                    setattr(layer, attr, wide)
-                    if key in self.params:
-                        self.params[key] = wide
-                x64, t_here = device.asarray(x, dtype="float64"), device.asarray(t)
+            for key, (layer, attr) in {**self._slots, **self._buffers}.items():
+                wide = xp.astype(getattr(layer, attr), xp.float64, copy=True)
+                setattr(layer, attr, wide)
+                if key in self.params:
+                    self.params[key] = wide
+            x64, t_here = device.asarray(x, dtype="float64"), device.asarray(t)
 
             def loss_at(_: Array) -> Array:
                 self.rng.state = state
@@ -329,8 +325,7 @@ class Net:
                     items[:] = contents
             self.params.clear()
             self.params.update(saved_params)
-        with device.activate():
-            return {key: xp.astype(grad, dtype) for key, grad in zip(keys, grads)}
+        return {key: xp.astype(grad, dtype) for key, grad in zip(keys, grads)}
 
     # -------------------------------------------------------------------- files
     def save_params(self, file_name: str | os.PathLike = "params.npz") -> None:
@@ -344,6 +339,7 @@ class Net:
             arrays[key] = to_numpy(getattr(layer, attr))
         io.save_arrays(file_name, arrays)
 
+    @on_own_device
     def load_params(self, file_name: str | os.PathLike = "params.npz") -> None:
         """Load parameters written by :meth:`save_params` (``.npz``) or by the book (``.pkl``).
 
@@ -368,16 +364,15 @@ class Net:
             if arrays[key].shape != expected:
                 raise ValueError(f"{name}: {key!r} has shape {arrays[key].shape}, the net expects {expected}")
         device, dtype = self.device, self.dtype
-        with device.activate():
-            for key, (layer, attr) in targets.items():
-                value = device.asarray(arrays[key], dtype=dtype)
-                current = getattr(layer, attr)
-                if key in self._slots and is_writeable_array(current):
-                    current[...] = value
-                    continue
-                setattr(layer, attr, value)
-                if key in self._slots:
-                    self.params[key] = value
+        for key, (layer, attr) in targets.items():
+            value = device.asarray(arrays[key], dtype=dtype)
+            current = getattr(layer, attr)
+            if key in self._slots and is_writeable_array(current):
+                current[...] = value
+                continue
+            setattr(layer, attr, value)
+            if key in self._slots:
+                self.params[key] = value
 
 
 def _follow(result: Array, like: Array) -> Array:

@@ -45,7 +45,7 @@ def run(model: str, device: backend.Device, train_size: int, test_size: int, bat
     net = MODELS[model](seed=0, device=device)
     trainer = Trainer(net, x_train, t_train, x_test[:batch], t_test[:batch], epochs=1, mini_batch_size=batch,
                       optimizer="Adam", optimizer_param={"lr": 0.001}, verbose=False, device=device, seed=0,
-                      evaluate_sample_num_per_epoch=batch)
+                      evaluate_sample_num_per_epoch=batch, sampling="shuffle")
     device.synchronize()
     start = time.perf_counter()
     for _ in range(trainer.iter_per_epoch):

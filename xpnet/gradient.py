@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 from array_api_compat import array_namespace
 from array_api_compat import device as array_device
-from tqdm.auto import tqdm
+from .progress import bar as progress_bar
 
 from .backend import np  # noqa: F401  (the book's star import of this module gives np)
 
@@ -58,7 +58,7 @@ def numerical_gradients(f: Callable[[Array], Any], arrays: Sequence[Array], h: f
                 slopes.append((f_plus - f_minus) / (2.0 * h))
                 done += 1
                 if bar is None and progress is not False and (progress or _slow(started, done, total)):
-                    bar = tqdm(total=total, initial=done, unit="entry", desc="numerical gradient", leave=False)
+                    bar = progress_bar(total, "numerical gradient", force=True, unit="entry", initial=done)
                 elif bar is not None:
                     bar.update(1)
             xp = array_namespace(x)

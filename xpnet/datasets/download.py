@@ -24,7 +24,6 @@ import gzip
 import hashlib
 import os
 import re
-import sys
 import tempfile
 import threading
 import time
@@ -33,11 +32,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
 
 from xpnet.checks import real
 from xpnet.datasets._owned import owned, record
 from xpnet.io import hold_lock, remove_orphans
+from xpnet.progress import bar as progress_bar
 
 __all__ = ["fetch", "check_mirrors", "TIMEOUT", "DEADLINE", "MIN_RATE", "ATTEMPTS", "RETRY_DELAY"]
 
@@ -167,7 +166,7 @@ def _download(
     hold_lock(fd)  # until closed: a live download's temp file is not an orphan
     # pooch sets the bar's total from Content-Length; total=1 keeps it truthy until then.
     # delay: a try that fails at once (offline) shows no empty bar.
-    bar = tqdm(total=1, desc=dest.name, unit="B", unit_scale=True, file=sys.stderr, delay=0.5) if progress else None
+    bar = progress_bar(1, dest.name, force=True, unit="B", delay=0.5) if progress else None
     watch = _Deadline(deadline, time.monotonic())
     try:
         downloader = pooch.HTTPDownloader(

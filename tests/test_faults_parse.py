@@ -147,7 +147,7 @@ def test_book_pickles_still_load_in_every_protocol(tmp_path):
 
 
 def test_a_pickle_at_the_depth_bound_loads_and_one_past_it_does_not(tmp_path):
-    from xpnet import _io_pickle
+    from xpnet.io import unpickle as _io_pickle
 
     def nested(depth):  # a dict whose value is an array inside depth - 2 lists
         value = np.ones(2)

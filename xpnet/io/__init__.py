@@ -36,8 +36,8 @@ from typing import IO, Any, Callable, Mapping, Union
 
 import numpy as np
 
-from ._io_pickle import NUMERIC_KINDS as _NUMERIC_KINDS
-from ._io_pickle import RestrictedUnpickler, UnsafePickleError, numeric_dtype
+from .unpickle import NUMERIC_KINDS as _NUMERIC_KINDS
+from .unpickle import RestrictedUnpickler, UnsafePickleError, numeric_dtype
 
 try:
     import fcntl

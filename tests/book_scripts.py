@@ -1,0 +1,333 @@
+"""Run the books' own chapter scripts on xpnet, with their imports changed only.
+
+xpnet's promise is that a book script runs when ``common.X`` becomes ``xpnet.X`` (first
+book) or ``xpnet.book2.X`` (second book) and ``dataset.X`` becomes ``xpnet.datasets.X``.
+The harness keeps the scripts' text and changes the imports the other way round: it copies
+a book's chapter folders into a temporary folder beside a tiny ``common`` and ``dataset``
+package whose modules are one re-export line each (``from xpnet.X import *``), so the
+scripts' own ``sys.path.append('..')`` finds xpnet.
+
+What the harness changes, and nothing else:
+
+* **Loop counts** (:data:`CUTS`): textual substitutions of numbers only, each asserted to
+  occur exactly as often as listed, so a changed script fails loudly instead of running long.
+* **Data size**, for scripts that train on a whole corpus: the test ``dataset`` modules cut
+  PTB's corpus and the sequence files to the first N rows (:data:`DATA_CUTS`); the
+  vocabulary stays the book's.  MNIST offline is the real test set bundled with xpnet
+  (train: its first 8,000 digits; test: all 10,000, so pretrained weights give the book's
+  accuracies).
+* **The scripts' own faults** (``shared/books/README.md``; they fail on the book's code
+  too), each fixed as narrowly as possible (:data:`FIXES`, :data:`EXTRA_PATH`, the run
+  order in :data:`ORDER` so that the training scripts write the ``.pkl`` files the others
+  load).
+* The environment: ``MPLBACKEND=Agg``, ``XPNET_DATA`` at a copy of the offline data,
+  NumPy's global generator seeded 0 before each script (as the issue's anchors), and PIL's
+  ``Image.show`` a no-op (no image viewer in CI).
+
+One chapter runs in one Python process (:func:`run_chapter`), its scripts one after another,
+each with a fresh ``__main__`` and the chapter's own modules forgotten in between; a
+script's output and error come back per script.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def find_shared() -> Path | None:
+    """``<repo>/../shared`` (the CI layout), else ``$XPNET_SHARED``, else ``/work/shared``;
+    ``None`` when none of them holds ``books/``."""
+    candidates = [REPO.parent / "shared"]
+    if os.environ.get("XPNET_SHARED"):
+        candidates.append(Path(os.environ["XPNET_SHARED"]))
+    candidates.append(Path("/work/shared"))
+    for folder in candidates:
+        if (folder / "books").is_dir():
+            return folder
+    return None
+
+
+SHARED = find_shared()
+
+# ---------------------------------------------------------------- the re-export packages
+
+BOOK1_COMMON = {
+    "functions": "xpnet.functions", "gradient": "xpnet.gradient", "layers": "xpnet.layers",
+    "multi_layer_net": "xpnet.nets.multi_layer_net",
+    "multi_layer_net_extend": "xpnet.nets.multi_layer_net_extend",
+    "optimizer": "xpnet.optimizer", "trainer": "xpnet.trainer", "util": "xpnet.util",
+}
+BOOK2_COMMON = {
+    name: f"xpnet.book2.{name}"
+    for name in ("base_model", "config", "functions", "layers", "np", "optimizer", "time_layers", "trainer", "util")
+}
+DATASET = {name: f"xpnet.datasets.{name}" for name in ("ptb", "sequence", "spiral")}
+
+# The harness-only part of a dataset module: offline data and the data cuts of DATA_CUTS.
+_MNIST_OFFLINE = '''
+# test harness: offline, the real MNIST test set bundled with xpnet (train = its first
+# 8,000 digits, test = all 10,000, so that the books' pretrained weights score as printed).
+import numpy as _np
+from xpnet.datasets.mnist import load_mnist_sample as _sample
+
+
+def load_mnist(normalize=True, flatten=True, one_hot_label=False):
+    (x1, t1), (x2, t2) = _sample(normalize, flatten, one_hot_label, n_train=1)
+    x, t = _np.concatenate([x1, x2]), _np.concatenate([t1, t2])
+    return (x[:8000], t[:8000]), (x, t)
+'''
+_PTB_CUT = '''
+# test harness: the corpus cut to the first $XPNET_BOOKTEST_PTB words (vocabulary unchanged).
+import os as _os
+from xpnet.datasets.ptb import load_data as _load_data
+
+
+def load_data(data_type="train"):
+    corpus, word_to_id, id_to_word = _load_data(data_type)
+    n = _os.environ.get("XPNET_BOOKTEST_PTB")
+    return (corpus[:int(n)] if n else corpus), word_to_id, id_to_word
+'''
+_SEQUENCE_CUT = '''
+# test harness: train and test cut to their first $XPNET_BOOKTEST_SEQ rows.
+import os as _os
+from xpnet.datasets.sequence import load_data as _load_data
+
+
+def load_data(file_name="addition.txt", seed=1984):
+    (x_train, t_train), (x_test, t_test) = _load_data(file_name, seed)
+    n = _os.environ.get("XPNET_BOOKTEST_SEQ")
+    if n:
+        n = int(n)
+        return (x_train[:n], t_train[:n]), (x_test[:n], t_test[:n])
+    return (x_train, t_train), (x_test, t_test)
+'''
+
+
+def write_packages(root: Path, book: str) -> None:
+    """``root/common`` and ``root/dataset``: one ``from xpnet... import *`` line per module."""
+    common = BOOK1_COMMON if book == "book1" else BOOK2_COMMON
+    for package, modules in (("common", common), ("dataset", DATASET)):
+        (root / package).mkdir(exist_ok=True)
+        (root / package / "__init__.py").write_text("")
+        for name, target in modules.items():
+            (root / package / f"{name}.py").write_text(f"from {target} import *\n")
+    (root / "dataset" / "mnist.py").write_text("from xpnet.datasets.mnist import *\n" + _MNIST_OFFLINE)
+    with open(root / "dataset" / "ptb.py", "a") as f:
+        f.write(_PTB_CUT)
+    with open(root / "dataset" / "sequence.py", "a") as f:
+        f.write(_SEQUENCE_CUT)
+
+
+# ---------------------------------------------------------------- what the harness changes
+
+#: Loop-count cuts: script -> [(old, new, occurrences)], numbers only.
+CUTS: dict[str, list[tuple[str, str, int]]] = {
+    # book 1
+    "book1/ch04/train_neuralnet.py": [("iters_num = 10000", "iters_num = 3", 1)],
+    "book1/ch05/gradient_check.py": [("hidden_size=50", "hidden_size=2", 1)],
+    "book1/ch06/batch_norm_gradient_check.py": [("hidden_size_list=[100, 100]", "hidden_size_list=[2, 2]", 1)],
+    "book1/ch06/optimizer_compare_naive.py": [("0.01)", "0.1)", 2)],
+    "book1/ch05/train_neuralnet.py": [("iters_num = 10000", "iters_num = 3", 1)],
+    "book1/ch06/batch_norm_test.py": [("max_epochs = 20", "max_epochs = 1", 1), ("num=16", "num=2", 1),
+                                      ("x_train[:1000]", "x_train[:100]", 1),
+                                      ("t_train[:1000]", "t_train[:100]", 1)],
+    "book1/ch06/hyperparameter_optimization.py": [("optimization_trial = 100", "optimization_trial = 2", 1),
+                                                  ("epocs=50", "epocs=1", 1)],
+    "book1/ch06/optimizer_compare_mnist.py": [("max_iterations = 2000", "max_iterations = 2", 1)],
+    "book1/ch06/overfit_dropout.py": [("epochs=301", "epochs=2", 1)],
+    "book1/ch06/overfit_weight_decay.py": [("max_epochs = 201", "max_epochs = 2", 1)],
+    "book1/ch06/weight_init_compare.py": [("max_iterations = 2000", "max_iterations = 2", 1)],
+    "book1/ch07/train_convnet.py": [("max_epochs = 20", "max_epochs = 1", 1),
+                                    ("evaluate_sample_num_per_epoch=1000", "evaluate_sample_num_per_epoch=100", 1)],
+    "book1/ch08/half_float_network.py": [("sampled = 10000", "sampled = 500", 1)],
+    "book1/ch08/misclassified_mnist.py": [],
+    # book 2, chapters 1-4
+    "book2/ch01/train.py": [("max_epoch = 300", "max_epoch = 3", 1)],
+    "book2/ch01/train_custom_loop.py": [("max_epoch = 300", "max_epoch = 3", 1)],
+    "book2/ch03/train.py": [("max_epoch = 1000", "max_epoch = 10", 1)],
+    "book2/ch04/train.py": [("max_epoch = 10", "max_epoch = 1", 1)],
+    # book 2, chapters 5-8
+    "book2/ch05/train.py": [("max_epoch = 100", "max_epoch = 2", 1)],
+    "book2/ch05/train_custom_loop.py": [("max_epoch = 100", "max_epoch = 2", 1)],
+    "book2/ch06/train_rnnlm.py": [("max_epoch = 4", "max_epoch = 1", 1)],
+    "book2/ch06/train_better_rnnlm.py": [("max_epoch = 40", "max_epoch = 1", 1)],
+    "book2/ch07/train_seq2seq.py": [("max_epoch = 25", "max_epoch = 1", 1)],
+    "book2/ch08/train.py": [("max_epoch = 10", "max_epoch = 1", 1)],
+}
+
+#: Data cuts (environment read by the test ``dataset`` modules): script -> {variable: rows}.
+DATA_CUTS: dict[str, dict[str, int]] = {
+    "book2/ch02/count_method_big.py": {"XPNET_BOOKTEST_PTB": 3000},
+    "book2/ch04/train.py": {"XPNET_BOOKTEST_PTB": 2000},
+    "book2/ch06/train_rnnlm.py": {"XPNET_BOOKTEST_PTB": 1401},  # 2 iterations of 20 x 35
+    "book2/ch06/train_better_rnnlm.py": {"XPNET_BOOKTEST_PTB": 701},  # 1 iteration of 20 x 35
+    "book2/ch06/eval.py": {"XPNET_BOOKTEST_PTB": 701},
+    "book2/ch07/train_seq2seq.py": {"XPNET_BOOKTEST_SEQ": 256},
+    "book2/ch08/train.py": {"XPNET_BOOKTEST_SEQ": 256},
+    "book2/ch08/visualize_attention.py": {"XPNET_BOOKTEST_SEQ": 256},
+}
+
+#: The scripts' own faults (shared/books/README.md), fixed narrowly: script -> [(old, new, n)].
+FIXES: dict[str, list[tuple[str, str, int]]] = {
+    # int() of a one-element array: NumPy >= 2.4 refuses, the book's code fails the same way.
+    "book2/ch07/rnnlm_gen.py": [("word_ids.append(int(x))", "word_ids.append(int(x[0]))", 2)],
+}
+
+#: Folders put on sys.path for a script: ch08/train.py imports ch07's modules by their bare
+#: names without putting ../ch07 on the path (fails on the book's code too).
+EXTRA_PATH: dict[str, list[str]] = {
+    "book2/ch08/train.py": ["../ch07"],
+    "book2/ch08/visualize_attention.py": ["../ch07"],
+}
+
+#: Scripts of a chapter that run, in this order (producers of .pkl files first); modules
+#: the scripts import (two_layer_net.py, simple_rnnlm.py, ...) are not run on their own.
+ORDER: dict[str, list[str]] = {
+    "book1/ch03": ["mnist_show.py", "neuralnet_mnist.py", "neuralnet_mnist_batch.py"],
+    "book1/ch04": ["gradient_simplenet.py", "train_neuralnet.py"],
+    "book1/ch05": ["gradient_check.py", "train_neuralnet.py"],
+    "book1/ch06": ["batch_norm_gradient_check.py", "batch_norm_test.py", "hyperparameter_optimization.py",
+                   "optimizer_compare_mnist.py", "optimizer_compare_naive.py", "overfit_dropout.py",
+                   "overfit_weight_decay.py", "weight_init_compare.py"],
+    "book1/ch07": ["apply_filter.py", "train_convnet.py"],
+    "book1/ch08": ["half_float_network.py", "misclassified_mnist.py"],
+    "book2/ch01": ["forward_net.py", "show_spiral_dataset.py", "train.py", "train_custom_loop.py"],
+    "book2/ch02": ["count_method_small.py", "most_similar.py", "ppmi.py", "similarity.py", "show_ptb.py",
+                   "count_method_big.py"],
+    "book2/ch03": ["cbow_predict.py", "train.py"],
+    "book2/ch04": ["train.py", "eval.py"],
+    "book2/ch05": ["train.py", "train_custom_loop.py"],
+    "book2/ch06": ["clip_grads.py", "rnn_gradient_graph.py", "train_rnnlm.py", "eval.py", "train_better_rnnlm.py"],
+    "book2/ch07": ["show_addition_dataset.py", "train_seq2seq.py", "generate_text.py", "generate_better_text.py"],
+    "book2/ch08": ["attention_layer.py", "train.py", "visualize_attention.py"],
+}
+#: A chapter whose scripts load what another chapter's scripts write runs after it.
+NEEDS: dict[str, list[str]] = {"book2/ch07": ["book2/ch06"]}
+
+
+def apply(text: str, script: str, table: dict[str, list[tuple[str, str, int]]]) -> str:
+    """``text`` with ``table[script]``'s substitutions, each asserted to occur as often as listed."""
+    for old, new, count in table.get(script, []):
+        found = text.count(old)
+        if found != count:
+            raise AssertionError(f"{script}: expected {old!r} {count} time(s), found {found}: "
+                                 "the script changed; update tests/book_scripts.py")
+        text = text.replace(old, new)
+    return text
+
+
+# ---------------------------------------------------------------- running
+
+
+def make_root(tmp: Path, book: str) -> Path:
+    """A copy of ``book``'s chapters beside its ``common``/``dataset`` packages, cuts applied."""
+    assert SHARED is not None
+    source = SHARED / "books" / book
+    root = tmp / book
+    shutil.copytree(source, root, ignore=shutil.ignore_patterns("__pycache__"))
+    write_packages(root, book)
+    for script in list(CUTS) + list(FIXES):
+        if script.startswith(book + "/"):
+            path = root / script.split("/", 1)[1]
+            text = apply(apply(path.read_text(encoding="utf-8"), script, CUTS), script, FIXES)
+            path.write_text(text, encoding="utf-8")
+    return root
+
+
+def make_data(tmp: Path) -> Path:
+    """An ``XPNET_DATA`` root holding a copy of the real PTB files (the loader caches beside them)."""
+    assert SHARED is not None
+    data = tmp / "data"
+    (data / "ptb").mkdir(parents=True, exist_ok=True)
+    for name in ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"):
+        source = SHARED / "data" / "ptb" / name
+        if source.exists() and not (data / "ptb" / name).exists():
+            shutil.copyfile(source, data / "ptb" / name)
+    return data
+
+
+_DRIVER = textwrap.dedent('''
+    import json, os, runpy, sys, time, traceback, contextlib
+    import numpy as np
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    try:
+        import PIL.Image
+        PIL.Image.Image.show = lambda self, *a, **k: None
+    except ImportError:
+        pass
+    jobs, results_file = json.loads(sys.argv[1]), sys.argv[2]
+    base_path, base_modules, results = list(sys.path), set(sys.modules), {}
+    for job in jobs:
+        os.chdir(job["cwd"])
+        sys.path[:] = [job["cwd"]] + [os.path.abspath(p) for p in job["extra_path"]] + base_path
+        saved_env = dict(os.environ)
+        os.environ.update(job["env"])
+        np.random.seed(0)
+        results[job["script"]] = {"ok": None}
+        with open(results_file, "w") as f:
+            json.dump(results, f)
+        start, error = time.perf_counter(), None
+        with open(job["log"], "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            sys.argv = [job["path"]]
+            try:
+                runpy.run_path(job["path"], run_name="__main__")
+            except BaseException:
+                error = traceback.format_exc()
+        plt.close("all")
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for name in set(sys.modules) - base_modules:
+            module_file = getattr(sys.modules[name], "__file__", None) or ""
+            if module_file.startswith(job["root"]) and not name.split(".")[0] in ("common", "dataset"):
+                del sys.modules[name]
+        results[job["script"]] = {"ok": error is None, "error": error, "seconds": time.perf_counter() - start}
+        with open(results_file, "w") as f:
+            json.dump(results, f)
+''')
+
+
+def run_chapter(root: Path, data: Path, chapter: str, timeout: float = 120.0) -> dict[str, dict]:
+    """Run ``chapter``'s scripts (``"book2/ch06"``) of the copy at ``root`` in one process.
+
+    Returns ``{script: {"ok", "error", "seconds", "output"}}``; a script still running at
+    the timeout is reported as ``ok: False`` with that reason, the ones after it as not run.
+    """
+    book, name = chapter.split("/")
+    folder = root / name
+    jobs = []
+    for script_name in ORDER[chapter]:
+        script = f"{chapter}/{script_name}"
+        jobs.append({
+            "script": script, "cwd": str(folder), "path": str(folder / script_name), "root": str(root),
+            "log": str(folder / f"{script_name}.log"), "extra_path": EXTRA_PATH.get(script, []),
+            "env": {k: str(v) for k, v in DATA_CUTS.get(script, {}).items()},
+        })
+    results_file = folder / "_results.json"
+    env = dict(os.environ, MPLBACKEND="Agg", XPNET_DATA=str(data), PYTHONPATH=str(REPO),
+               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0")
+    failure = None
+    try:
+        proc = subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(jobs), str(results_file)],
+                              cwd=folder, env=env, timeout=timeout, capture_output=True, text=True)
+        if proc.returncode != 0:
+            failure = f"the driver process failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+    except subprocess.TimeoutExpired:
+        failure = f"timed out after {timeout:.0f} s"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    for job in jobs:
+        result = results.setdefault(job["script"], {"ok": False, "error": "not run: " + (failure or "?")})
+        if result.get("ok") is None:
+            result.update(ok=False, error=failure or "did not finish")
+        log = Path(job["log"])
+        result["output"] = log.read_text(errors="replace") if log.exists() else ""
+    return results

@@ -10,8 +10,13 @@ and once for PyTorch's own model of the same architecture (the models of
 View operations (reshape, transpose, slicing, detach) launch nothing and are not counted,
 nor are PyTorch's profiler markers and its reads of host-side scalars (``NOT_KERNELS``).
 
+With ``--rnnlm`` a second table counts one RNN language-model iteration (``bench_rnnlm.py``'s
+Rnnlm and BetterRnnlm: forward, backward, tied gradients merged, gradient clipping, SGD; batch 20,
+time 35) against the same model in PyTorch (``nn.LSTM``).
+
     python benchmarks/bench_ops.py
     python benchmarks/bench_ops.py --markdown --write
+    python benchmarks/bench_ops.py --rnnlm
 """
 
 from __future__ import annotations
@@ -83,6 +88,24 @@ def torch_step(name: str, batch: int) -> Callable[[], object]:
     return lambda: train_step(model, optimizer)
 
 
+def rnnlm_rows(n_top: int) -> tuple[list[list[str]], list[str]]:
+    """Ops of one iteration of each ``bench_rnnlm`` model: xpnet on the torch backend vs PyTorch."""
+    import torch
+    from bench_rnnlm import MODELS, torch_iteration, xpnet_iteration
+
+    device = backend.get_device(torch, torch.device("cpu"))
+    rows, details = [], []
+    for name in MODELS:
+        steps = [xpnet_iteration(name, device), torch_iteration(name)]
+        for step in steps:
+            step()  # warm-up: the recurrent state exists from the second iteration on
+        ours, theirs = (count_ops(step) for step in steps)
+        total, reference = sum(ours.values()), sum(theirs.values())
+        rows.append([name, str(total), str(reference), f"{total / reference:.2f}", top(ours, n_top), top(theirs, n_top)])
+        details.append(f"- {name}, xpnet: {top(ours, len(ours))}\n- {name}, PyTorch: {top(theirs, len(theirs))}")
+    return rows, details
+
+
 def top(counts: collections.Counter, n: int = 3) -> str:
     return ", ".join(f"{op} {k}" for op, k in counts.most_common(n))
 
@@ -94,6 +117,7 @@ def main() -> None:
     parser.add_argument("--details", action="store_true", help="also list every op kind of both libraries")
     parser.add_argument("--markdown", action="store_true", help="print the environment header too")
     parser.add_argument("--write", action="store_true", help="save the table under benchmarks/results/")
+    parser.add_argument("--rnnlm", action="store_true", help="also count one RNN language-model iteration (bench_rnnlm.py)")
     args = parser.parse_args()
     try:
         import torch  # noqa: F401  (the counter is PyTorch's dispatcher)
@@ -110,6 +134,12 @@ def main() -> None:
     table = markdown_table([f"net (batch {args.batch}, float32, Adam)", "xpnet ops/step", "PyTorch ops/step",
                             "ratio", "xpnet's largest", "PyTorch's largest"], rows)
     body = f"## Non-view tensor operations per training step\n\n{table}\n"
+    if args.rnnlm:
+        lm_rows, lm_details = rnnlm_rows(args.top)
+        details += lm_details
+        body += "\n## Non-view tensor operations per RNN LM iteration\n\n" + markdown_table(
+            ["model (batch 20, time 35, float32, SGD)", "xpnet ops/iteration", "PyTorch ops/iteration", "ratio",
+             "xpnet's largest", "PyTorch's largest"], lm_rows) + "\n"
     if args.details:
         body += "\n## Every op kind\n\n" + "\n".join(details) + "\n"
     if not (args.markdown or args.write):

@@ -150,19 +150,31 @@ def test_max_grad_clips(device):
 # --- remove_duplicate and clip_grads -------------------------------------------------------------
 
 def test_remove_duplicate_shared_and_transposed(device):
+    """Tied weights are found by identity and by views of one memory (``W.T``), never by value."""
     W = device.asarray(np.arange(6.0).reshape(2, 3), dtype="float64")
     V = device.asarray(np.ones((3, 3)), dtype="float64")
-    W_tied = device.asarray(np.arange(6.0).reshape(2, 3).T, dtype="float64")
+    W_copy_T = device.asarray(np.arange(6.0).reshape(2, 3).T, dtype="float64")  # equal values, own memory
     gW1 = device.asarray(np.ones((2, 3)), dtype="float64")
     gW2 = device.asarray(np.full((2, 3), 2.0), dtype="float64")
     gV = device.asarray(np.zeros((3, 3)), dtype="float64")
     gT = device.asarray(np.arange(6.0).reshape(3, 2), dtype="float64")
-    params, grads = remove_duplicate([W, V, W, W_tied], [gW1, gV, gW2, gT])
-    assert len(params) == 2 and params[0] is W and params[1] is V
-    np.testing.assert_array_equal(to_numpy(grads[0]), 3.0 + np.arange(6.0).reshape(3, 2).T)
+    params, grads = remove_duplicate([W, V, W, W_copy_T], [gW1, gV, gW2, gT])
+    assert len(params) == 3 and params[0] is W and params[1] is V and params[2] is W_copy_T
+    np.testing.assert_array_equal(to_numpy(grads[0]), np.full((2, 3), 3.0))
     np.testing.assert_array_equal(to_numpy(gW1), np.ones((2, 3)))  # inputs untouched
     with pytest.raises(ValueError, match="grads"):
         remove_duplicate([W], [])
+
+
+def test_remove_duplicate_finds_a_transposed_view_and_keeps_equal_square_weights_apart():
+    W = np.arange(6.0).reshape(2, 3)
+    A, B = np.zeros((4, 4)), np.zeros((4, 4))  # zero-initialised, equal, and each its own weight
+    params, grads = remove_duplicate([W, A, B, W.T], [np.ones((2, 3)), A + 1, B + 2, np.arange(6.0).reshape(3, 2)])
+    assert len(params) == 3 and params[0] is W and params[1] is A and params[2] is B
+    np.testing.assert_array_equal(grads[0], 1.0 + np.arange(6.0).reshape(3, 2).T)
+    square = np.arange(9.0).reshape(3, 3)
+    _, grads = remove_duplicate([square, square.T], [np.eye(3), np.arange(9.0).reshape(3, 3)])
+    np.testing.assert_array_equal(grads[0], np.eye(3) + np.arange(9.0).reshape(3, 3).T)
 
 
 def test_clip_grads(device):

@@ -45,7 +45,7 @@ def net(seed=0, batchnorm=False):
 
 
 def trainer(network=None, data=DATA, **kwargs):
-    options = dict(epochs=2, mini_batch_size=32, optimizer="SGD", optimizer_param={"lr": 0.1}, verbose=False, seed=0)
+    options = dict(epochs=2, mini_batch_size=32, optimizer="SGD", optimizer_param={"lr": 0.1}, verbose=False, seed=0, sampling="shuffle")
     options.update(kwargs)
     return Trainer(network or net(), *data, **options)
 
@@ -177,7 +177,7 @@ def test_divergence_warns_naming_lr_and_keeps_the_best_state(tmp_path):
     best_path, last_path = tmp_path / "best.npz", tmp_path / "last.npz"
     snapshots = []
     run = trainer(epochs=6, optimizer_param={"lr": 10.0}, checkpoint=last_path, best_checkpoint=best_path,
-                  progress=lambda h: snapshots.append(best_path.read_bytes()))
+                  validation_split=0.2, progress=lambda h: snapshots.append(best_path.read_bytes()))
     with warnings.catch_warnings(record=True) as caught, np.errstate(all="ignore"):
         warnings.simplefilter("always")
         try:
@@ -187,24 +187,24 @@ def test_divergence_warns_naming_lr_and_keeps_the_best_state(tmp_path):
     diverged = [w.message for w in caught if isinstance(w.message, DivergenceWarning)]
     assert diverged and all("lr=10" in str(w) for w in diverged)
     best = run.best
-    assert best["metric"] == "test_acc" and best["value"] == max(run.test_acc_list)
+    assert best["metric"] == "val_acc" and best["value"] == max(run.val_acc_list)
+    assert run.test_acc_list == []  # the test set is not looked at while choosing
     assert snapshots[-1] == snapshots[best["epoch"] - 1]  # never replaced by a worse epoch
-    with np.load(best_path) as saved:
-        run.restore_best()
-        for key, value in run.network.params.items():
-            np.testing.assert_array_equal(saved[f"params/{key}"], to_numpy(value))
-    assert run.evaluate(DATA[2], DATA[3]) == pytest.approx(best["value"])
+    fresh = net(seed=9)
+    fresh.load_params(best_path)  # best.npz is a parameter file
+    run.restore_best()
+    assert_same(params_of(fresh), params_of(run.network))
+    assert run.evaluate(DATA[0][120:], DATA[1][120:]) == pytest.approx(best["value"])
 
 
 def test_cli_divergence_warns_with_the_flag_and_keeps_best_npz(tmp_path, capsys):
     code = cli.main(["train", "--model", "two_layer_net", "--dataset", "mnist-sample", "--device", "cpu",
                      "--epochs", "3", "--limit", "500", "--optimizer", "sgd", "--lr", "10",
-                     "--out", str(tmp_path)])
+                     "--validation-split", "0.2", "--out", str(tmp_path)])
     out, err = capsys.readouterr()
     assert code in (0, 1), err
     assert "--lr 10 is probably too high" in err and "Traceback" not in err
-    meta = json.loads(np.load(tmp_path / "best.npz")["meta"].tobytes())
-    assert meta["best"]["epoch"] == meta["epoch"]  # best.npz holds the best epoch's own state
+    assert set(np.load(tmp_path / "best.npz").files) == {"W1", "b1", "W2", "b2"}
 
 
 # --- damaged checkpoints: the net is untouched ------------------------------------------------------
@@ -262,8 +262,8 @@ def test_damaged_resume_leaves_the_net_untouched(tmp_path, case):
 @pytest.mark.parametrize("case", ["missing buffer", "wrong-shape buffer"])
 def test_damaged_buffers_are_refused(tmp_path, case):
     arrays = adam_checkpoint(tmp_path, batchnorm=True)
-    arrays = drop(arrays, "buffers/running_var1") if case == "missing buffer" else \
-        {**arrays, "buffers/running_mean1": np.zeros(3, np.float32)}
+    var, = (key for key in arrays if key.startswith("buffers/") and key.endswith("running_var"))
+    arrays = drop(arrays, var) if case == "missing buffer" else {**arrays, var: np.zeros(3, np.float32)}
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)
     fresh = net(seed=5, batchnorm=True)
@@ -302,7 +302,9 @@ TRAINER_GUARDS = {
     "checkpoint is a directory": ({"checkpoint": "."}, ValueError, r"checkpoint: .* is a directory"),
     "best under a file": ({"best_checkpoint": __file__ + "/b.npz"}, ValueError, r"best_checkpoint: cannot write"),
     "best == checkpoint": ({"checkpoint": "same.npz", "best_checkpoint": "same.npz"}, ValueError,
-                           r"best_checkpoint: must differ"),
+                           r"best_checkpoint: 'same.npz' is the same file as checkpoint"),
+    "best is ./checkpoint": ({"checkpoint": "a.npz", "best_checkpoint": "./x/../a.npz"}, ValueError,
+                             r"best_checkpoint: .* is the same file as checkpoint"),
     "optimizer_param a list": ({"optimizer_param": [0.1]}, TypeError, r"optimizer_param: expected a dict"),
     "sampling name": ({"sampling": "bootstrap"}, ValueError, r"sampling: expected one of"),
     "eval_batch_size 0": ({"eval_batch_size": 0}, ValueError, r"eval_batch_size: expected a positive int"),
@@ -374,7 +376,7 @@ CLI_GUARDS = {
     "--evaluate-samples 0": (["--evaluate-samples", "0"], "argument --evaluate-samples"),
     "--dtype int32": (["--dtype", "int32"], "argument --dtype: invalid choice"),
     "--optimizer adamw": (["--optimizer", "adamw"], "argument --optimizer: invalid choice"),
-    "--out under a file": (["--out", "afile/run"], "--out: cannot write"),
+    "--out under a file": (["--out", "afile/run"], "--out (params.npz): cannot write"),
     "--checkpoint under a file": (["--checkpoint", "afile/c.npz"], "--checkpoint: cannot write"),
     "--checkpoint is best.npz": (["--checkpoint", "o/best.npz", "--out", "o"], "--checkpoint: "),
     "--resume without a file": (["--resume", "nothing.npz"], "--resume: no checkpoint file"),
@@ -442,4 +444,4 @@ def test_fault_count():
     divergence = 2  # Trainer and CLI
     damaged = len(DAMAGE) + 2 + 3  # metadata/arrays, buffers, truncated zips
     cli_runs = 4  # previous run kept, damaged checkpoint, NaN loss, --limit 3
-    assert signals + divergence + damaged + len(TRAINER_GUARDS) + len(CLI_GUARDS) + cli_runs == 65
+    assert signals + divergence + damaged + len(TRAINER_GUARDS) + len(CLI_GUARDS) + cli_runs == 66

@@ -10,7 +10,7 @@ import array_api_compat
 import numpy as np
 import pytest
 
-from xpnet import backend, hostmem, io, trainer as trainer_module
+from xpnet import backend, hostmem, io, loop as loop_module, trainer as trainer_module
 from xpnet.backend import DeviceError, Generator, to_device, to_numpy
 from xpnet.layers import Affine, Dropout, Relu, SoftmaxWithLoss
 from xpnet.optimizer import SGD, Momentum
@@ -79,7 +79,7 @@ def data():
 
 def make_trainer(data, net=None, **kwargs):
     options = dict(epochs=2, mini_batch_size=32, optimizer="SGD", optimizer_param={"lr": 0.1},
-                   verbose=False, seed=0)
+                   verbose=False, seed=0, sampling="shuffle")
     options.update(kwargs)
     return Trainer(net or BookNet(FEATURES, 16, CLASSES), *data, **options)
 
@@ -262,8 +262,23 @@ def test_sampling_with_replacement_as_in_the_book(data):
     spy = BatchSpy(net)
     trainer = make_trainer(data, net, epochs=1, mini_batch_size=32, sampling="replacement")
     trainer.train()
-    assert [b.shape[0] for b in spy.batches] == [32] * 5
-    assert len(trainer.train_loss_list) == 5
+    assert [b.shape[0] for b in spy.batches] == [32] * 4  # the book: int(epochs * 150 / 32) steps
+    assert len(trainer.train_loss_list) == 4 and len(trainer.train_acc_list) == 1
+
+
+def test_book_arguments_train_and_evaluate_as_the_book(data):
+    """The default is the book's: iter_per_epoch = train_size / batch, accuracy measured after
+    each epoch's FIRST step (``current_iter % iter_per_epoch == 0``), losses after the update."""
+    net = BookNet(FEATURES, 16, CLASSES)
+    spy = BatchSpy(net)
+    accuracy = net.accuracy
+    measured = []
+    net.accuracy = lambda x, t: measured.append(len(spy.batches)) or accuracy(x, t)
+    trainer = Trainer(net, *data, epochs=3, mini_batch_size=30, verbose=False)
+    assert trainer.sampling == "replacement" and trainer.iter_per_epoch == 5.0
+    trainer.train()
+    assert len(spy.batches) == 15 and measured == [1, 1, 6, 6, 11, 11]  # train and test after steps 1, 6, 11
+    assert trainer.history["epoch_loss"][0] == trainer.train_loss_list[0]
 
 
 def test_evaluation_is_one_accuracy_call_and_can_be_limited(data):
@@ -293,7 +308,7 @@ def test_evaluation_is_one_accuracy_call_and_can_be_limited(data):
 def test_losses_reach_the_host_in_bulk(data, monkeypatch):
     """No per-step device sync: one host transfer for the losses of a 5-step epoch."""
     transfers = []
-    monkeypatch.setattr(trainer_module, "to_numpy", lambda a: transfers.append(a.shape) or to_numpy(a))
+    monkeypatch.setattr(loop_module, "to_numpy", lambda a: transfers.append(a.shape) or to_numpy(a))
     trainer = make_trainer(data, epochs=1)
     trainer.train()
     assert transfers == [(5,)]
@@ -446,11 +461,14 @@ def test_resume_rejects_a_checkpoint_of_another_network(data, tmp_path):
 
 # --- history, progress, plots -----------------------------------------------------------------
 
-def test_verbose_shows_bar_and_epoch_line(data, capsys):
+def test_verbose_names_the_device_and_prints_epoch_lines_without_a_bar_in_a_log(data, capsys):
     make_trainer(data, verbose=True).train()
     out, err = capsys.readouterr()
-    assert out.startswith("epoch 1/2  loss ") and "\nepoch 2/2  loss " in out
-    assert "Final Test Accuracy" in out
+    assert out.startswith("training on cpu\nepoch 1/2  loss ") and "\nepoch 2/2  loss " in out
+    assert "Final Test Accuracy" in out and "\r" not in out
+    assert err == ""  # not a terminal: one line per epoch, no bar frames
+    make_trainer(data, verbose=True, progress=True).train()
+    err = capsys.readouterr().err
     assert "sample/s" in err and "loss=" in err and "epoch 1/2" in err
 
 
@@ -661,15 +679,17 @@ def test_plot_has_integer_epoch_ticks_and_honest_legends(data, tmp_path):
 
 
 def test_bar_shows_the_loss_from_the_first_step_and_flushes_by_time(data, monkeypatch):
+    from xpnet.extensions import ProgressBar
+
     flushes = []
-    flush = Trainer._flush_losses
-    monkeypatch.setattr(Trainer, "_flush_losses", lambda self: flushes.append(self.current_iter) or flush(self))
-    monkeypatch.setattr(trainer_module, "_FLUSH_SECONDS", 0.0)
+    flush = loop_module.Loop.flush
+    monkeypatch.setattr(loop_module.Loop, "flush", lambda self: flushes.append(self.iteration) or flush(self))
+    monkeypatch.setattr(ProgressBar, "FLUSH_SECONDS", 0.0)
     make_trainer(data, epochs=1, progress=True).train()
-    assert flushes == [1, 2, 3, 4, 5]  # every step once the time is up; the first at once
+    assert [i for i in flushes if i] == [1, 2, 3, 4, 5, 5, 5]  # every step once the time is up; epoch end; run end
     flushes.clear()
     make_trainer(data, epochs=1, progress=False).train()
-    assert flushes == [5]  # no bar: bulk only
+    assert flushes == [5, 5]  # no bar: bulk only (the epoch end, then the run's end finds nothing)
 
 
 def test_trainer_leaves_malloc_alone(data, monkeypatch):

@@ -1,15 +1,17 @@
 """Command line: ``python -m xpnet train --model simple_convnet --dataset mnist --device auto``.
 
-Trains one of the book's nets on a dataset with a progress bar per epoch, prints one
-greppable line per epoch (:func:`xpnet.trainer.format_epoch_line`)::
+Trains one of the book's nets on a dataset, prints one greppable line per epoch
+(:func:`xpnet.trainer.format_epoch_line`; a progress bar too on a terminal)::
 
-    epoch 2/5  loss 0.1234  train acc 0.9810  test acc 0.9750  1234 samples/s  6.5 s
+    epoch 2/5  loss 0.1234  train acc 0.9810  val acc 0.9750  1234 samples/s  6.5 s
 
 and keeps in ``--out``: ``checkpoint.npz`` (every epoch; ``--resume`` continues from it,
-Ctrl-C leaves the last finished epoch there), ``best.npz`` (the best epoch by test
-accuracy, only ever replaced by a better one), ``params.npz`` (the final parameters) and
-``curves.png``.  Every output path is checked before the first step; every user mistake
-is a one-line ``error:`` (exit code 2), a diverged run exit code 1, Ctrl-C exit code 130.
+Ctrl-C leaves the last finished epoch there), ``best.npz`` (the best epoch's parameters, by
+validation accuracy with ``--validation-split``, else by training loss; never by the test
+set: ``net.load_params("best.npz")``), ``params.npz`` (the final parameters) and ``curves.png``.
+Every output path is checked, by its real path, before the first step, and a previous run's
+outputs are only replaced when asked; every user mistake is a one-line ``error:`` (exit code
+2), a diverged run exit code 1, Ctrl-C exit code 130.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from typing import Any, Sequence
 from . import __version__
 from .backend import DeviceError, get_device
 from .hostmem import keep_freed_host_memory
-from .checks import writable_file
+from ._trainer_checks import check_outputs, check_resume
+from .optimizer import OPTIMIZERS
 from .datasets import DatasetError, load_fashion_mnist, load_mnist, load_mnist_sample, spiral
 from .nets import DeepConvNet, MultiLayerNet, MultiLayerNetExtend, SimpleConvNet, TwoLayerNet
 from .trainer import DivergenceWarning, Trainer
@@ -34,7 +37,6 @@ from .trainer import DivergenceWarning, Trainer
 MODELS = ("two_layer_net", "multi_layer_net", "multi_layer_net_extend", "simple_convnet", "deep_convnet")
 DATASETS = ("auto", "mnist", "mnist-sample", "fashion-mnist", "spiral")
 CONVNETS = ("simple_convnet", "deep_convnet")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 
 
 def load_dataset(name: str, *, flatten: bool, seed: int) -> tuple[tuple[Any, Any], tuple[Any, Any], str]:
@@ -81,29 +83,29 @@ def build_model(name: str, input_size: int, output_size: int, *, dtype: str, see
     return DeepConvNet(output_size=output_size, **options)
 
 
-def output_paths(args: argparse.Namespace) -> dict[str, Path]:
-    """Every file the run writes, each checked to be writable (and not under a file) before any
-    work; a previous run's checkpoint is only replaced when asked (``--resume``/``--overwrite``)."""
+def output_paths(args: argparse.Namespace) -> dict[str, str]:
+    """Every file the run writes, checked writable and distinct by real path before any work; a
+    previous run's outputs are only replaced when asked (``--resume``/``--overwrite``)."""
+    if not args.out.strip():
+        raise ValueError("--out: empty (an unset shell variable?); name the run's folder, e.g. --out runs/latest")
     out = Path(args.out)
-    paths = {"params": out / "params.npz", "curves": out / "curves.png", "best": out / "best.npz",
-             "checkpoint": Path(args.checkpoint) if args.checkpoint else out / "checkpoint.npz"}
-    for name, path in paths.items():
-        writable_file("--checkpoint" if name == "checkpoint" else "--out", path)
-    if paths["checkpoint"] == paths["best"] or paths["checkpoint"] == paths["params"]:
-        raise ValueError(f"--checkpoint: {str(paths['checkpoint'])!r} is one of the run's other outputs; choose another")
-    if args.resume is None and not args.overwrite and paths["checkpoint"].exists():
-        raise ValueError(f"{str(paths['checkpoint'])!r} holds a previous run: add --resume to continue it, "
+    named = {"--out (params.npz)": out / "params.npz", "--out (curves.png)": out / "curves.png",
+             "--out (best.npz)": out / "best.npz", "--checkpoint": args.checkpoint or out / "checkpoint.npz"}
+    paths = check_outputs(named)
+    found = [path for path in paths.values() if os.path.exists(path)]
+    if args.resume is None and not args.overwrite and found:
+        raise ValueError(f"{found[0]!r} holds a previous run: add --resume to continue it, "
                          "--overwrite to start over, or choose another --out")
-    return paths
+    return {"params": paths["--out (params.npz)"], "curves": paths["--out (curves.png)"],
+            "best": paths["--out (best.npz)"], "checkpoint": paths["--checkpoint"]}
 
 
 def train(args: argparse.Namespace) -> int:
     paths = output_paths(args)
-    resume = None
-    if args.resume is not None:
-        resume = str(paths["checkpoint"]) if args.resume is True else args.resume
-        if not os.path.isfile(resume):
-            raise ValueError(f"--resume: no checkpoint file {resume!r}")
+    try:
+        resume = check_resume(args.resume, paths["checkpoint"])
+    except FileNotFoundError as exc:
+        raise ValueError(f"--{exc}") from None
     device = get_device(args.device)
     keep_freed_host_memory()  # faster CPU steps; the CLI owns its process (see xpnet.hostmem)
     (x_train, t_train), (x_test, t_test), name = load_dataset(
@@ -117,12 +119,12 @@ def train(args: argparse.Namespace) -> int:
         used += f" (--limit: the first {len(x_train):,} of {total:,} training samples)"
     net = build_model(args.model, int(math.prod(x_train.shape[1:])), output_size, dtype=args.dtype,
                       seed=args.seed, device=device)
-    print(f"xpnet {__version__}: {args.model} on {name}, {used}, device {device.name}, {args.dtype}", flush=True)
-    paths["params"].parent.mkdir(parents=True, exist_ok=True)
-    paths["checkpoint"].parent.mkdir(parents=True, exist_ok=True)
+    print(f"xpnet {__version__}: {args.model} on {name}, {used}, {args.dtype}", flush=True)
+    Path(paths["params"]).parent.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=args.epochs,
                       mini_batch_size=args.batch_size, optimizer=args.optimizer,
-                      optimizer_param={"lr": args.lr}, verbose=True, device=device, seed=args.seed,
+                      optimizer_param={"lr": args.lr}, verbose=True, device=args.device, seed=args.seed,
+                      sampling="shuffle", validation_split=args.validation_split,
                       evaluate_sample_num_per_epoch=args.evaluate_samples, checkpoint=paths["checkpoint"],
                       best_checkpoint=paths["best"], resume=resume)
     start = time.perf_counter()
@@ -130,9 +132,9 @@ def train(args: argparse.Namespace) -> int:
         trainer.train()
     except KeyboardInterrupt:
         saved = trainer.last_checkpoint
-        where = f"epoch {saved[1]} is saved in {saved[0]}" if saved else "no epoch had finished, nothing saved"
-        print(f"\ninterrupted during epoch {trainer.current_epoch + 1}/{args.epochs}: {where}; "
-              "continue with the same command plus --resume", file=sys.stderr)
+        where = f"epoch {saved[1]} is saved in {saved[0]}: continue with the same command plus --resume" if saved \
+            else "no epoch had finished, nothing saved: run the same command again (with --overwrite)"
+        print(f"\ninterrupted during epoch {trainer.current_epoch + 1}/{args.epochs}; {where}", file=sys.stderr)
         return 130
     except FloatingPointError as exc:
         saved = trainer.last_checkpoint
@@ -140,7 +142,7 @@ def train(args: argparse.Namespace) -> int:
         print(f"error: {str(exc).split(';')[0]}; training stopped: --lr {args.lr:g} is probably too high "
               f"(try --lr {args.lr / 10:g}){kept}", file=sys.stderr)
         return 1
-    net.save_params(str(paths["params"]))
+    net.save_params(paths["params"])
     saved = [paths["params"], paths["checkpoint"], paths["best"]]
     try:
         trainer.plot(paths["curves"])
@@ -148,8 +150,9 @@ def train(args: argparse.Namespace) -> int:
     except ImportError:
         print("curves.png not written: matplotlib is missing (pip install 'xpnet[plot]')", file=sys.stderr)
     best = trainer.best
-    print(f"best: epoch {best['epoch']} ({best['metric'].replace('_', ' ')} {best['value']:.4f}), in {paths['best']}")
-    print(f"done in {time.perf_counter() - start:.1f} s; saved {', '.join(str(p) for p in saved)}")
+    print(f"best: epoch {best['epoch']} ({best['metric'].replace('_', ' ')} {best['value']:.4f}), in {paths['best']} "
+          "(net.load_params loads it)")
+    print(f"done in {time.perf_counter() - start:.1f} s; saved {', '.join(saved)}")
     return 0
 
 
@@ -175,6 +178,16 @@ def _learning_rate(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m xpnet", description="xpnet: Deep Learning from Scratch, on CPU or GPU")
     root.add_argument("--version", action="version", version=f"xpnet {__version__}")
@@ -188,11 +201,13 @@ def parser() -> argparse.ArgumentParser:
     cmd.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     cmd.add_argument("--epochs", type=_count("--epochs"), default=5, help="passes over the training set")
     cmd.add_argument("--batch-size", type=_count("--batch-size"), default=100, help="samples per step")
-    cmd.add_argument("--optimizer", type=str.lower, choices=OPTIMIZERS, default="adam", help="update rule")
+    cmd.add_argument("--optimizer", type=str.lower, choices=tuple(OPTIMIZERS), default="adam", help="update rule")
     cmd.add_argument("--lr", type=_learning_rate, default=0.001, help="learning rate")
     cmd.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="parameter dtype")
     cmd.add_argument("--seed", type=_count("--seed", 0), default=0, help="seed of weights and shuffling")
     cmd.add_argument("--limit", type=_count("--limit"), default=None, help="use only the first N training samples")
+    cmd.add_argument("--validation-split", type=_fraction, default=0.0,
+                     help="fraction of the training data held out to choose best.npz (0: by training loss)")
     cmd.add_argument("--evaluate-samples", type=_count("--evaluate-samples"), default=None,
                      help="measure accuracy on the first N samples per epoch (None: all)")
     cmd.add_argument("--out", default="runs/latest", help="folder of params.npz, best.npz, checkpoint.npz, curves.png")

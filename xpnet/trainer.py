@@ -1,37 +1,18 @@
-"""The book's ``common/trainer.py``: train a network on any device, watch it, keep it, resume it.
+"""The book's ``common/trainer.py``, a front-end of the one training loop (:mod:`xpnet.loop`)::
 
-::
-
-    trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=10,
-                      optimizer="Adam", optimizer_param={"lr": 0.001},
-                      device="auto", seed=0, checkpoint="run.npz", best_checkpoint="best.npz")
+    trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=10, optimizer="Adam",
+                      optimizer_param={"lr": 0.001}, device="auto", validation_split=0.1,
+                      checkpoint="run/ck.npz", best_checkpoint="run/best.npz")
     history = trainer.train()
-    trainer.plot("curves.png")
-    trainer.evaluate(x_host, t_host)        # accuracy of host (or any device's) arrays
+    net.load_params("run/best.npz")          # the best epoch's parameters
 
-What differs from the book:
-
-* ``device``: the network (every array reachable from it, aliases kept), the optimizer
-  state and the data (cast to the network's dtype) move there once, in the constructor;
-  batches are drawn there, and the network stays there (``to_device(net, "cpu")``).
-* An epoch is one shuffled pass without replacement, the last partial batch included
-  (``sampling="replacement"``: the book's draws); accuracy is measured at its END.
-  ``x_test``/``t_test`` may be ``None``.  The same seeds give the same history, bit for bit.
-* A step logs the loss ``network.gradient`` computed (``last_loss``): one forward pass.
-  Losses reach the host in bulk (every ``_FLUSH_EVERY`` steps, every ``_FLUSH_SECONDS``
-  while a bar is shown, at each epoch end): no per-step wait on a GPU.  A NaN/inf loss
-  stops training with a ``FloatingPointError`` naming the epoch, iteration and lr.
-* The constructor checks everything before any step: arguments, output paths, NaN/inf
-  in the data (array and row), labels (once, so steps need none), and batch sizes that
-  would hand BatchNorm a one-sample batch (refused).
-* The best epoch's state (test accuracy; epoch loss without test data) is kept next to
-  the last (:attr:`best`, :meth:`restore_best`, ``best_checkpoint``); a
-  :class:`DivergenceWarning` names the lr when the loss rises far above the best or the
-  accuracy falls back to chance.
-* ``checkpoint`` is written atomically at each epoch end; ``resume`` validates a file
-  completely first (:mod:`xpnet.checkpoint`).  On Ctrl-C :meth:`train` makes sure the
-  last finished epoch is saved and re-raises ``KeyboardInterrupt`` saying how to resume.
-* No malloc tuning behind your back: :func:`xpnet.hostmem.keep_freed_host_memory` is yours to call.
+Beyond the book: ``device``; every argument, output path and the data are checked before the
+first step; a NaN/inf loss stops with a ``FloatingPointError``; ``checkpoint``/``resume``; the
+best epoch (by validation accuracy with ``validation_split``, else by training loss; never by the
+test set, which with a split is measured once, at the end) is kept; Ctrl-C says how to resume.
+``sampling="replacement"`` (default) is the book's: a draw with replacement per step (on NumPy
+without ``seed``, ``np.random.choice``), ``max(train_size / batch, 1)`` steps per epoch, accuracy
+after each epoch's first step.  ``sampling="shuffle"``: an epoch is one shuffled pass, measured at its end.
 """
 
 from __future__ import annotations
@@ -40,360 +21,235 @@ import math
 import os
 import time
 import warnings
+from types import SimpleNamespace
 from typing import Any, Callable, Mapping, Union
 
-from tqdm.auto import tqdm
-
 from . import checkpoint as _checkpoint
-from ._interrupt import at_step_boundary
-from ._divergence import DivergenceWarning, divergence_reason, divergence_warning, nonfinite_message
 from ._trainer_checks import (DEFAULT_OPTIMIZER_PARAM as _DEFAULT_OPTIMIZER_PARAM, check_batches, check_data,
-                              check_network, check_pair, check_progress, check_resume, make_optimizer,
-                              parameters_of as _parameters)
-from .backend import DeviceLike, Generator, device_of, get_device, to_device, to_numpy
-from .checks import one_of, positive_int, writable_file
+                              check_network, check_outputs, check_pair, check_resume, make_folders, make_optimizer)
+from .backend import DeviceLike, Generator, cuda_available, get_device, to_device
+from .checks import one_of, positive_int, real
+from .extensions import BestState, Checkpoint, Divergence, DivergenceWarning, ProgressBar
+from .io import save_arrays
+from .loop import Loop, Replacement, Shuffle
 from .nets import Net
-from .optimizer import Optimizer
 from .plot import accuracy_label, plot_history
 
 Array = Any
 PathLike = Union[str, "os.PathLike[str]"]
 History = dict[str, list[float]]
-ProgressHook = Callable[[History], None]
-
 __all__ = ["Trainer", "DivergenceWarning", "format_epoch_line"]
-
-_FLUSH_EVERY = 50
-"""Most steps between bulk loss transfers (progress bar loss, NaN check) within an epoch."""
-_FLUSH_SECONDS = 0.5
-"""While a bar is shown, losses are also transferred once this many seconds have passed."""
-_SAMPLINGS = ("shuffle", "replacement")
-_HISTORY = {"train_loss_list": "train_loss_list", "train_acc_list": "train_acc_list",
-            "test_acc_list": "test_acc_list", "epoch_loss": "epoch_loss_list",
-            "epoch_time": "epoch_time_list", "samples_per_sec": "samples_per_sec_list"}
+_EPOCH_KEYS = ("train_acc_list", "test_acc_list", "val_acc_list", "epoch_loss", "epoch_time", "samples_per_sec")
 
 
 def format_epoch_line(history: Mapping[str, list[float]], epochs: int, *, measured: int | None = None) -> str:
-    """The one epoch line of the Trainer, the command line and the examples, for the last
-    epoch of ``history``: ``epoch 2/5  loss 0.1234  train acc 0.9810  test acc 0.9750
-    1234 samples/s  2.1 s``, plus ``  (accuracy on the first 1,000 images)`` when only
-    ``measured`` images were evaluated."""
-    epoch = len(history["train_acc_list"])
-    line = f"epoch {epoch}/{epochs}  loss {history['epoch_loss'][-1]:.4f}  train acc {history['train_acc_list'][-1]:.4f}"
-    if history["test_acc_list"]:
-        line += f"  test acc {history['test_acc_list'][-1]:.4f}"
+    """The epoch line of the Trainer, the CLI and the examples: ``epoch 2/5  loss 0.1234  train acc
+    0.9810  val acc 0.9750  1234 samples/s  2.1 s`` (``measured``: accuracy on the first N images)."""
+    line = f"epoch {len(history['train_acc_list'])}/{epochs}  loss {history['epoch_loss'][-1]:.4f}  train acc " \
+           f"{history['train_acc_list'][-1]:.4f}" + "".join(f"  {name} acc {history[key][-1]:.4f}" for key, name in
+                                                          (("val_acc_list", "val"), ("test_acc_list", "test")) if history.get(key))
     line += f"  {history['samples_per_sec'][-1]:.0f} samples/s  {history['epoch_time'][-1]:.1f} s"
-    if measured is not None:
-        line += f"  (accuracy on the first {measured:,} images)"
-    return line
+    return line + (f"  (accuracy on the first {measured:,} images)" if measured is not None else "")
 
 
 class Trainer:
-    """Trains ``network`` (the book's interface: ``params``, ``gradient``, ``loss``,
-    ``predict``, ``accuracy``) on ``(x_train, t_train)``, evaluating on both sets.
-
-    Positional arguments are the book's.  ``optimizer`` is a name of
-    :data:`xpnet.optimizer.OPTIMIZERS` (built with ``optimizer_param``) or an instance.
-    Keyword-only extras: ``device`` (where to train), ``seed`` (of the shuffling),
-    ``progress`` (``None``: a tqdm bar per epoch when ``verbose``; ``True``/``False``:
-    bar on/off; a callable: ``progress(history)`` after every epoch, bar as for
-    ``None``), ``checkpoint`` (path written at every epoch end), ``best_checkpoint``
-    (path written only when an epoch beats every earlier one, so it is never replaced
-    by a worse state), ``resume`` (a checkpoint path, or ``True``: ``checkpoint`` if
-    that file exists), ``sampling`` (``"shuffle"`` or ``"replacement"``),
-    ``eval_batch_size`` (samples per forward pass when evaluating).
-    """
+    """Trains ``network`` (the book's ``params``, ``gradient``, ``loss``, ``predict``, ``accuracy``)
+    on ``(x_train, t_train)``; positional arguments are the book's (``optimizer``: a name built with
+    ``optimizer_param``, or an instance).  Keyword-only: ``device``; ``seed`` (of the draws; ``None``:
+    the book's); ``sampling``; ``validation_split`` (the fraction of the training rows, from their end,
+    held out to choose the best epoch); ``progress`` (``None``: a bar where one suits; a bool; or
+    ``progress(history)`` after each epoch); ``checkpoint``, ``best_checkpoint``, ``resume`` (a path, or
+    ``True``: ``checkpoint`` if it exists); ``eval_batch_size``."""
 
     def __init__(self, network: Any, x_train: Array, t_train: Array, x_test: Array | None, t_test: Array | None,
-                 epochs: int = 20, mini_batch_size: int = 100,
-                 optimizer: str | Optimizer = "SGD",
+                 epochs: int = 20, mini_batch_size: int = 100, optimizer: Any = "SGD",
                  optimizer_param: Mapping[str, float] = _DEFAULT_OPTIMIZER_PARAM,
                  evaluate_sample_num_per_epoch: int | None = None, verbose: bool = True, *,
-                 device: DeviceLike = "cpu", seed: int | None = None,
-                 progress: bool | ProgressHook | None = None, checkpoint: PathLike | None = None,
-                 best_checkpoint: PathLike | None = None, resume: PathLike | bool | None = None,
-                 sampling: str = "shuffle", eval_batch_size: int = 1000) -> None:
+                 device: DeviceLike = "cpu", seed: int | None = None, sampling: str = "replacement",
+                 validation_split: float = 0.0, progress: bool | Callable[[History], None] | None = None,
+                 checkpoint: PathLike | None = None, best_checkpoint: PathLike | None = None,
+                 resume: PathLike | bool | None = None, eval_batch_size: int = 1000) -> None:
         self.device = get_device(device)
-        self.epochs = positive_int("epochs", epochs)
-        self.batch_size = positive_int("mini_batch_size", mini_batch_size)
+        auto_cpu = isinstance(device, str) and device == "auto" and self.device.name == "cpu"
+        self.device_note = f" (auto: {'the GPU did not answer' if cuda_available() else 'no CuPy with a GPU'})" \
+            if auto_cpu else ""
+        self.epochs, self.batch_size = positive_int("epochs", epochs), positive_int("mini_batch_size", mini_batch_size)
         self.eval_batch_size = positive_int("eval_batch_size", eval_batch_size)
-        if evaluate_sample_num_per_epoch is not None:
+        self.evaluate_sample_num_per_epoch = None if evaluate_sample_num_per_epoch is None else \
             positive_int("evaluate_sample_num_per_epoch", evaluate_sample_num_per_epoch)
-        self.sampling = one_of("sampling", sampling, _SAMPLINGS)
-        check_progress(progress)
-        self.checkpoint = None if checkpoint is None else writable_file("checkpoint", checkpoint)
-        self.best_checkpoint = None if best_checkpoint is None else writable_file("best_checkpoint", best_checkpoint)
-        if self.checkpoint is not None and self.checkpoint == self.best_checkpoint:
-            raise ValueError("best_checkpoint: must differ from checkpoint (the last state would replace the best)")
+        self.sampling = one_of("sampling", sampling, ("replacement", "shuffle"))
+        split = real("validation_split", validation_split, low=0.0, high=1.0, high_open=True)
+        if not (progress is None or isinstance(progress, bool) or callable(progress)):
+            raise TypeError(f"progress: expected None, a bool or a callable, got {type(progress).__name__}")
+        outputs = check_outputs({"checkpoint": checkpoint, "best_checkpoint": best_checkpoint})
+        self.checkpoint, self.best_checkpoint = outputs["checkpoint"], outputs["best_checkpoint"]
         resume = check_resume(resume, self.checkpoint)
         self.optimizer = make_optimizer(optimizer, optimizer_param)
-        if self.checkpoint is not None or self.best_checkpoint is not None or resume is not None:
+        if self.checkpoint is not None or resume is not None:
             _checkpoint.check_checkpointable(self.optimizer)
         check_network(network)
-
-        self.network = to_device(network, self.device)
-        self.optimizer = to_device(self.optimizer, self.device)
+        self.network, self.optimizer = to_device(network, self.device), to_device(self.optimizer, self.device)
         self.dtype = next(iter(network.params.values())).dtype
-        self.x_train, self.t_train, self.x_test, self.t_test, self.num_classes = check_data(
-            self.network, self.device, self.dtype, x_train, t_train, x_test, t_test)
-        self.train_size = int(self.x_train.shape[0])
-        check_batches(self.network, self.train_size, self.batch_size, self.sampling)
-
-        self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
-        self.verbose = verbose
-        self.progress = progress
-        self.rng = Generator(seed)
-        self.iter_per_epoch = math.ceil(self.train_size / self.batch_size)
-        self.max_iter = self.epochs * self.iter_per_epoch
-        self.last_checkpoint: tuple[str, int] | None = None  # (path, epoch) last written or resumed from
-        # labels were checked once above, so nets that offer it skip the per-step check (no host read)
-        self.final_test_acc: float | None = None
-        self._accuracy_takes_batch_size = "batch_size" in _parameters(network.accuracy)
-        self._unchecked, self._unchecked_acc = ({"check_labels": False} if "check_labels" in _parameters(f) else {}
-                                                for f in (network.gradient, network.accuracy))
-        self._restore(0, 0, {key: [] for key in _HISTORY}, None, None)
-        self._bar: Any = None
-        self._bar_loss: float | None = None
-        self._last_flush = 0.0
+        data = check_data(network, self.device, self.dtype, x_train, t_train, x_test, t_test, split)
+        self.x_train, self.t_train, self.x_val, self.t_val, self.x_test, self.t_test, self.num_classes = data
+        self.train_size, buffers = int(self.x_train.shape[0]), _checkpoint.buffers(network)
+        check_batches(bool(buffers), self.train_size, self.batch_size, self.sampling)
+        self.verbose, self.progress, self.rng, self.final_test_acc = verbose, progress, Generator(seed), None
+        book = self.sampling == "replacement"
+        self.iter_per_epoch = max(self.train_size / self.batch_size, 1) if book else \
+            math.ceil(self.train_size / self.batch_size)
+        self.max_iter = int(self.epochs * self.iter_per_epoch)
+        sampler = (Replacement if book else Shuffle)(self.train_size, self.batch_size, self.rng, self.device)
+        self.loop = loop = Loop(self._update, self.x_train, self.t_train, device=self.device, sampler=sampler,
+                                rng=self.rng, iter_per_epoch=self.iter_per_epoch, max_iter=self.max_iter,
+                                params=network.params, optimizer=self.optimizer, buffers=buffers,
+                                generators=_checkpoint.generators(network), book_phase=book, history_keys=_EPOCH_KEYS)
+        loop.history_lengths = lambda epoch, iteration: {key: epoch * self._records(key) for key in _EPOCH_KEYS}
+        loop.stop_message = self._stop_message
+        if progress is True or (progress is not False and verbose):
+            step = min(self.batch_size, self.train_size)
+            loop.extend(ProgressBar(math.ceil(self.iter_per_epoch) * step if book else self.train_size,
+                                    lambda lp: f"epoch {lp.epoch + 1}/{self.epochs}", step, progress is True))
+        self._epoch_start = time.perf_counter()
+        loop.extend(SimpleNamespace(on_epoch_start=self._start_epoch, on_epoch_end=self._evaluate_epoch))
+        loop.extend(Divergence("val_acc_list" if self.x_val is not None else "train_acc_list", self.num_classes,
+                               getattr(self.optimizer, "lr", None)))
+        loop.best = loop.extend(BestState(self._score, self.best_checkpoint, self._write_best))
+        self._saver = loop.extend(Checkpoint(self.checkpoint))
+        loop.extend(SimpleNamespace(on_epoch_end=self._report_epoch))
+        make_folders(outputs)
         if resume is not None and (resume != self.checkpoint or os.path.exists(resume)):
             self.load_checkpoint(resume)
 
-    # ------------------------------------------------------------------ training
+    def __repr__(self) -> str:
+        return (f"Trainer({type(self.network).__name__}, {self.train_size} training samples, epoch {self.current_epoch}"
+                f"/{self.epochs}, batch {self.batch_size}, {type(self.optimizer).__name__}, device={self.device.name!r})")
+
+    def _update(self, x_batch: Array, t_batch: Array) -> Array:
+        """The book's train_step: gradient, update; the loss (the gradient's own forward pass for xpnet's nets)."""
+        grads = self.network.gradient(x_batch, t_batch)
+        loss = getattr(self.network, "last_loss", None)
+        self.optimizer.update(self.network.params, grads)
+        return self.network.loss(x_batch, t_batch) if loss is None else loss
 
     def train_step(self) -> None:
-        """One optimizer step on the next mini-batch (the book's ``train_step``).
-
-        The step that completes an epoch also evaluates, records the history, keeps the
-        best state, writes the checkpoints and prints the epoch line.
-        """
-        if self._epoch_iter == 0:
-            self._start_epoch()
-        xp = self.device.xp
-        if self.sampling == "shuffle":
-            start = self._epoch_iter * self.batch_size
-            idx = self._order[start:min(start + self.batch_size, self.train_size)]
-        else:
-            idx = self.rng.integers(self.train_size, self.batch_size, device=self.device)
-        with self.device.activate():
-            x_batch = xp.take(self.x_train, idx, axis=0)
-            t_batch = xp.take(self.t_train, idx, axis=0)
-            grads = self.network.gradient(x_batch, t_batch, **self._unchecked)
-            loss = getattr(self.network, "last_loss", None)
-            self.optimizer.update(self.network.params, grads)
-            if loss is None:
-                loss = self.network.loss(x_batch, t_batch)
-            self._pending_losses.append(self.device.asarray(loss))
-        self.current_iter += 1
-        self._epoch_iter += 1
-        self._epoch_samples += int(x_batch.shape[0])
-        if self._bar is not None:
-            self._bar.update(int(x_batch.shape[0]))
-        if self._epoch_iter == self.iter_per_epoch:
-            self._end_epoch()
-        elif len(self._pending_losses) >= _FLUSH_EVERY or (self._bar is not None and (
-                self._bar_loss is None or time.perf_counter() - self._last_flush >= _FLUSH_SECONDS)):
-            self._flush_losses()
+        """One step on the next mini-batch; an epoch's last evaluates, keeps the best, checkpoints, prints."""
+        self.loop.step()
 
     def train(self) -> History:
-        """Run the remaining epochs (all, or those after a resumed checkpoint); return :attr:`history`.
-
-        On Ctrl-C the last finished epoch is in ``checkpoint`` (written again if the
-        interruption hit its write) and ``KeyboardInterrupt`` is re-raised with a
-        one-line message saying what was saved and how to resume.
-        """
-        try:
-            with at_step_boundary() as stop:
-                while self.current_epoch < self.epochs and not stop.requested:
-                    self.train_step()
-                if stop.requested:
-                    raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            self._close_bar()
-            raise KeyboardInterrupt(self._interrupted()) from None
-        finally:
-            self._close_bar()
-        if self.verbose and self.x_test is not None:
+        """Run the remaining steps (all, or those after a resumed checkpoint); return :attr:`history`."""
+        if self.loop.finished:
+            warnings.warn(f"train: nothing left to train, all {self.epochs} epochs are done; for more, make a "
+                          "Trainer with more epochs= and resume= its checkpoint", stacklevel=2)
+            return self.history
+        if self.verbose:
+            print(f"training on {self.device.name}{self.device_note}", flush=True)
+        self.loop.run(lambda loop: self._saver.interrupted(
+            loop, f"interrupted during epoch {loop.epoch + 1}/{self.epochs}",
+            lambda path: f"continue with resume={path!r} (or resume=True)"))
+        if self.x_test is not None and (self.verbose or self.x_val is not None):
             self.final_test_acc = self.evaluate(self.x_test, self.t_test)
+        if self.verbose and self.x_test is not None:
             print("=============== Final Test Accuracy ===============")
             print(f"test acc:{self.final_test_acc} (all {int(self.x_test.shape[0]):,} test images)")
         return self.history
 
     def evaluate(self, x: Array, t: Array) -> float:
-        """Accuracy of the network on ``(x, t)`` as a Python float, in inference mode.
+        """Accuracy on ``(x, t)`` from any array library and device (``t`` checked as the training labels)."""
+        move = not isinstance(self.network, Net)  # xpnet's nets move (and chunk) the batches themselves
+        x, t = check_pair("x", x, "t", t, tuple(self.x_train.shape[1:]), self.num_classes, self.device, self.dtype,
+                          move_x=move)
+        return self._accuracy(x, t, None)
 
-        ``x``, ``t`` may come from any array library and device (NumPy arrays after GPU
-        training, say): ``t`` is checked as the training labels were, ``x`` goes to the
-        network's device ``eval_batch_size`` samples at a time."""
-        x, t = check_pair("x", x, "t", t, tuple(self.x_train.shape[1:]), self.num_classes, self.device,
-                          self.dtype, move_x=False)
-        if isinstance(self.network, Net) or (device_of(x) == self.device and x.dtype == self.dtype):
-            return self._accuracy(x, t, None)  # xpnet's nets move (and chunk) the batches themselves
-        n, correct = int(x.shape[0]), 0.0
-        for start in range(0, n, self.eval_batch_size):
-            stop = min(start + self.eval_batch_size, n)
-            chunk = self.device.asarray(x[start:stop, ...], dtype=self.dtype)
-            correct += self._accuracy(chunk, t[start:stop, ...], None) * (stop - start)
-        return correct / n
-
-    @property
-    def history(self) -> History:
-        """Copies of the history: the book's three lists, plus per-epoch ``epoch_loss`` (mean
-        training loss), ``epoch_time`` (s, training + evaluation) and ``samples_per_sec``."""
-        return {key: list(getattr(self, attr)) for key, attr in _HISTORY.items()}
-
-    @property
-    def best(self) -> dict[str, Any] | None:
-        """``{"epoch", "metric", "value"}`` of the best epoch so far (``metric``: ``"test_acc"``,
-        higher is better, or ``"train_loss"`` without test data), or ``None`` before the first."""
-        return None if self._best is None else dict(self._best)
+    current_epoch = property(lambda self: self.loop.epoch, doc="Finished epochs.")
+    current_iter = property(lambda self: self.loop.iteration, doc="Finished steps.")
+    train_loss_list = property(lambda self: self.loop.history["train_loss_list"])
+    train_acc_list = property(lambda self: self.loop.history["train_acc_list"])
+    test_acc_list = property(lambda self: self.loop.history["test_acc_list"])
+    val_acc_list = property(lambda self: self.loop.history["val_acc_list"])
+    last_checkpoint = property(lambda self: self._saver.last, doc="(path, epoch) last written or resumed from.")
+    history = property(lambda self: {key: list(values) for key, values in self.loop.history.items()},
+                       doc="Copies of the book's three lists, ``val_acc_list``, and per epoch ``epoch_loss``, "
+                           "``epoch_time`` (s) and ``samples_per_sec``.")
+    best = property(lambda self: self.loop.best.record and dict(self.loop.best.record),
+                    doc="``{'epoch', 'metric', 'value'}`` of the best epoch (``val_acc`` or ``train_loss``), or None.")
 
     def restore_best(self) -> dict[str, Any]:
         """Put the best epoch's params and buffers back into the network; return :attr:`best`."""
-        if self._best_state is None:
-            raise RuntimeError("restore_best: no epoch has finished yet")
-        with self.device.activate():
-            for key, value in self.network.params.items():
-                value[...] = self._best_state[f"params/{key}"]
-            for name, (owner, attr) in _checkpoint.buffers(self.network).items():
-                if f"buffers/{name}" in self._best_state:
-                    setattr(owner, attr, self.device.xp.asarray(self._best_state[f"buffers/{name}"], copy=True))
-        return self.best
+        return self.loop.best.restore(self.loop)
 
     def save_checkpoint(self, path: PathLike) -> None:
-        """Write the whole training state to ``path`` atomically (see :mod:`xpnet.checkpoint`)."""
-        _checkpoint.save(self, path)
-        self.last_checkpoint = (os.fspath(path), self.current_epoch)
+        """Write the whole training state to ``path`` atomically, at any step (mid-epoch resumes there)."""
+        outputs = check_outputs({"path": path, "best_checkpoint": self.best_checkpoint})
+        make_folders(outputs)
+        self._saver.save(self.loop, outputs["path"])
 
     def load_checkpoint(self, path: PathLike) -> None:
-        """Continue from a checkpoint of :meth:`save_checkpoint`, validated completely first
-        (:class:`~xpnet.checkpoint.CheckpointError` naming the file; nothing changes on error)."""
-        _checkpoint.load(self, path)
-        self.last_checkpoint = (os.fspath(path), self.current_epoch)
+        """Continue from :meth:`save_checkpoint`'s file, validated first (nothing changes on error)."""
+        self._saver.load(self.loop, path)
 
     def plot(self, path: PathLike | None = None) -> Any:
-        """:func:`xpnet.plot.plot_history` of this run, the legends saying which images were measured."""
-        limit = self.evaluate_sample_num_per_epoch
-        test_total = None if self.x_test is None else int(self.x_test.shape[0])
-        return plot_history(self.history, path, train_label=accuracy_label("train", limit, self.train_size),
-                            test_label=accuracy_label("test", limit, test_total))
+        """:func:`xpnet.plot.plot_history` of this run (validation accuracy with a validation split)."""
+        limit, history, held = self.evaluate_sample_num_per_epoch, self.history, self.x_test
+        if self.x_val is not None:
+            history["test_acc_list"], held = history["val_acc_list"], self.x_val
+        label = accuracy_label("test" if self.x_val is None else "validation", limit,
+                               None if held is None else int(held.shape[0]))
+        return plot_history(history, path, train_label=accuracy_label("train", limit, self.train_size), test_label=label)
 
-    # ------------------------------------------------------------------ epochs
+    def _records(self, key: str) -> bool:
+        if key == "test_acc_list":
+            return self.x_test is not None and self.x_val is None
+        return key != "val_acc_list" or self.x_val is not None
 
-    def _restore(self, epoch: int, iteration: int, history: History, best: dict | None,
-                 best_state: dict[str, Array] | None) -> None:
-        """Set counters, history and best state (a fresh start, or from a checkpoint)."""
-        for key, attr in _HISTORY.items():
-            setattr(self, attr, list(history[key]))
-        self.current_epoch, self.current_iter = int(epoch), int(iteration)
-        self._best, self._best_state = best, best_state
-        self._epoch_iter, self._epoch_samples, self._epoch_start = 0, 0, 0.0
-        self._order: Array | None = None
-        self._pending_losses: list[Array] = []
+    def _score(self, loop: Loop) -> tuple[str, float]:
+        return ("val_acc", loop.history["val_acc_list"][-1]) if self.x_val is not None else \
+            ("train_loss", loop.history["epoch_loss"][-1])
 
-    def _start_epoch(self) -> None:
-        if self.sampling == "shuffle":
-            self._order = self.rng.permutation(self.train_size, device=self.device)
-        self._epoch_samples = 0
-        if self.progress is True or (self.progress is not False and self.verbose):
-            total = self.train_size if self.sampling == "shuffle" else self.iter_per_epoch * self.batch_size
-            self._bar = tqdm(total=total, unit="sample", unit_scale=True, leave=False,
-                             desc=f"epoch {self.current_epoch + 1}/{self.epochs}")
-            if self._bar_loss is not None:
-                self._bar.set_postfix(loss=f"{self._bar_loss:.4f}", refresh=False)
-        self._epoch_start = self._last_flush = time.perf_counter()
+    def _write_best(self, path: str) -> None:
+        """The best parameters as :meth:`Net.save_params` writes them (``net.load_params(path)`` reads them)."""
+        if isinstance(self.network, Net):
+            return self.network.save_params(path)
+        save_arrays(path, {key.partition("/")[2]: value for key, value in _checkpoint.copy_state(self.loop).items()})
 
-    def _end_epoch(self) -> None:
-        self._flush_losses()
-        self.device.synchronize()
-        train_seconds = time.perf_counter() - self._epoch_start
-        self._close_bar()
-        limit = self.evaluate_sample_num_per_epoch
-        train_acc = self._accuracy(self.x_train, self.t_train, limit)
-        test_acc = None if self.x_test is None else self._accuracy(self.x_test, self.t_test, limit)
-        losses = self.train_loss_list[-self._epoch_iter:]
-        self.current_epoch += 1
-        self._epoch_iter = 0
-        self._order = None
-        self.train_acc_list.append(train_acc)
-        if test_acc is not None:
-            self.test_acc_list.append(test_acc)
-        self.epoch_loss_list.append(sum(losses) / len(losses))
-        self.epoch_time_list.append(time.perf_counter() - self._epoch_start)
-        self.samples_per_sec_list.append(self._epoch_samples / max(train_seconds, 1e-12))
-        self._watch_divergence(train_acc if test_acc is None else test_acc)
-        self._keep_best(test_acc)
-        if self.checkpoint is not None:
-            self.save_checkpoint(self.checkpoint)
-        if self.verbose:
-            measured = limit if limit is not None and limit < self.train_size else None
-            print(format_epoch_line(self.history, self.epochs, measured=measured))
-        if callable(self.progress):
-            self.progress(self.history)
-
-    def _keep_best(self, test_acc: float | None) -> None:
-        metric, value = ("train_loss", self.epoch_loss_list[-1]) if test_acc is None else ("test_acc", test_acc)
-        best = self._best
-        if best is not None and (value <= best["value"] if metric == "test_acc" else value >= best["value"]):
-            return
-        self._best = {"epoch": self.current_epoch, "metric": metric, "value": value}
-        self._best_state = _checkpoint.copy_state(self.network)
-        if self.best_checkpoint is not None:
-            _checkpoint.save(self, self.best_checkpoint)
-
-    def _watch_divergence(self, accuracy: float) -> None:
-        """Warn when this epoch's loss is far above the best so far, or accuracy fell back to chance."""
-        accuracies = self.test_acc_list if self.x_test is not None else self.train_acc_list
-        reason = divergence_reason(self.epoch_loss_list, self.train_loss_list[:1], accuracy, accuracies[:-1],
-                                   self.num_classes)
-        if reason is not None:
-            best = None if self._best is None else (self._best["epoch"], self.best_checkpoint)
-            warnings.warn(divergence_warning(self.current_epoch, reason, getattr(self.optimizer, "lr", None), best),
-                          stacklevel=4)
-
-    def _flush_losses(self) -> None:
-        """Convert the losses still on the device to floats (one transfer); stop on NaN/inf."""
-        if not self._pending_losses:
-            return
-        with self.device.activate():
-            values = to_numpy(self.device.xp.stack(self._pending_losses)).tolist()
-        self._pending_losses.clear()
-        self._last_flush = time.perf_counter()
-        first_iter = self.current_iter - len(values) + 1
-        for k, value in enumerate(values):
-            if not math.isfinite(value):
-                self.train_loss_list.extend(values[:k])
-                self._close_bar()
-                raise FloatingPointError(nonfinite_message(value, first_iter + k, self.current_epoch, self.iter_per_epoch,
-                                                            getattr(self.optimizer, "lr", None),
-                                                            self.last_checkpoint))
-        self.train_loss_list.extend(values)
-        self._bar_loss = values[-1]
-        if self._bar is not None:
-            self._bar.set_postfix(loss=f"{values[-1]:.4f}")
-
-    def _interrupted(self) -> str:
-        """Make sure the last finished epoch is saved; the one-line message for Ctrl-C."""
-        where = f"interrupted during epoch {self.current_epoch + 1}/{self.epochs}"
-        if self.checkpoint is None:
-            return f"{where}; nothing saved (no checkpoint= was given)"
-        saved = self.last_checkpoint is not None and self.last_checkpoint == (self.checkpoint, self.current_epoch)
-        if not saved and self._epoch_iter == 0 and self.current_epoch > 0:
-            self.save_checkpoint(self.checkpoint)  # the interruption hit the epoch-end write
-        if self.last_checkpoint is None:
-            return f"{where}; no epoch had finished, nothing saved"
-        path, epoch = self.last_checkpoint
-        return f"{where}; epoch {epoch} is saved in {path!r}: continue with resume={path!r} (or resume=True)"
-
-    def _close_bar(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+    def _stop_message(self, loop: Loop) -> str:
+        lr, last = getattr(self.optimizer, "lr", None), self.last_checkpoint
+        return " The learning rate is probably too high: lower it" + \
+            (f" (it is {lr:g}; try e.g. optimizer_param={{'lr': {lr / 10:g}}})." if lr else ".") + \
+            (f" The last checkpoint, {last[0]!r} (epoch {last[1]}), is intact: resume=... continues from it."
+             if last else "")
 
     def _accuracy(self, x: Array, t: Array, limit: int | None) -> float:
         """``network.accuracy`` over the first ``limit`` samples (all: ``None``), one call."""
-        if limit is not None and limit < int(x.shape[0]):
-            x, t = x[:limit, ...], t[:limit, ...]
+        x, t = (x[:limit, ...], t[:limit, ...]) if limit is not None and limit < int(x.shape[0]) else (x, t)
         with self.device.activate():
-            if self._accuracy_takes_batch_size:
-                return float(self.network.accuracy(x, t, batch_size=self.eval_batch_size, **self._unchecked_acc))
+            if isinstance(self.network, Net):
+                return float(self.network.accuracy(x, t, batch_size=self.eval_batch_size))
             return float(self.network.accuracy(x, t))
+
+    def _start_epoch(self, loop: Loop) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def _evaluate_epoch(self, loop: Loop) -> None:
+        """Accuracies, the epoch's mean loss, time and speed into the history."""
+        loop.device.synchronize()
+        seconds, history, limit = time.perf_counter() - self._epoch_start, loop.history, self.evaluate_sample_num_per_epoch
+        for key, x, t in (("train_acc_list", self.x_train, self.t_train), ("val_acc_list", self.x_val, self.t_val),
+                          ("test_acc_list", self.x_test, self.t_test)):
+            if self._records(key):
+                history[key].append(self._accuracy(x, t, limit))
+        losses = history["train_loss_list"][-loop.epoch_steps:]
+        samples = self.train_size if self.sampling == "shuffle" else loop.epoch_steps * self.batch_size
+        history["epoch_loss"].append(sum(losses) / len(losses))
+        history["epoch_time"].append(time.perf_counter() - self._epoch_start)
+        history["samples_per_sec"].append(samples / max(seconds, 1e-12))
+        self._epoch_start = time.perf_counter()
+
+    def _report_epoch(self, loop: Loop) -> None:
+        """The epoch line (when verbose), then the user's ``progress(history)``."""
+        limit = self.evaluate_sample_num_per_epoch
+        if self.verbose:
+            measured = limit if limit is not None and limit < self.train_size else None
+            print(format_epoch_line(loop.history, self.epochs, measured=measured), flush=True)
+        if callable(self.progress):
+            self.progress(self.history)

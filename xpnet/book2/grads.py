@@ -20,11 +20,11 @@ __all__ = ["remove_duplicate", "shared_pairs", "merge_shared", "clip_grads"]
 def remove_duplicate(params: list[Array], grads: list[Array]) -> tuple[list[Array], list[Array]]:
     """``params``/``grads`` with each shared weight once, its gradients summed.
 
-    A weight is shared when the same array appears twice, or when one 2-D weight
-    equals another's transpose (weight tying: its gradient is added transposed).
-    Returns new lists; the arrays in ``grads`` are not modified.  The transpose test
-    compares values, so it waits for the device, once per pair of transposed shapes
-    (a training loop finds the pairs once with :func:`shared_pairs` and reuses them).
+    A weight is shared when the same array appears twice, or when one is a view of the
+    other's memory (weight tying: ``TimeAffine(embed_W.T, b)``; a transposed view's
+    gradient is added transposed).  Decided from identity and views, never from values,
+    so two distinct weights that happen to be equal (zero-initialised) stay apart.
+    Returns new lists; the arrays in ``grads`` are not modified.
     """
     if len(params) != len(grads):
         raise ValueError(f"grads: expected {len(params)} gradients (one per param), got {len(grads)}")
@@ -33,16 +33,12 @@ def remove_duplicate(params: list[Array], grads: list[Array]) -> tuple[list[Arra
 
 def shared_pairs(params: list[Array]) -> list[tuple[int, int, bool]]:
     """``(i, j, transposed)`` for every later param ``j`` that shares param ``i`` (the same
-    array, or its transpose by value), in the order :func:`merge_shared` applies them."""
+    array, or a view of the same memory), in the order :func:`merge_shared` applies them."""
     pairs, taken = [], set()
     for i in range(len(params)):
-        if i in taken:
-            continue
         for j in range(i + 1, len(params)):
-            if j in taken:
-                continue
-            if params[i] is params[j] or _transposed(params[i], params[j]):
-                pairs.append((i, j, params[i] is not params[j]))
+            if i not in taken and j not in taken and (params[i] is params[j] or _same_memory(params[i], params[j])):
+                pairs.append((i, j, _transposed(params[i], params[j])))
                 taken.add(j)
     return pairs
 
@@ -59,11 +55,43 @@ def merge_shared(params: list[Array], grads: list[Array],
     return [params[k] for k in keep], [grads[k] for k in keep]
 
 
-def _transposed(a: Array, b: Array) -> bool:
-    if a.ndim != 2 or b.ndim != 2 or tuple(a.T.shape) != tuple(b.shape):
+def _root(a: Array) -> Array:
+    """The array whose memory ``a`` views (``base`` in NumPy and CuPy, ``_base`` in PyTorch)."""
+    while True:
+        base = getattr(a, "base", None)
+        base = getattr(a, "_base", None) if base is None else base
+        if base is None or not hasattr(base, "shape"):
+            return a
+        a = base
+
+
+def _address(a: Array) -> int | None:
+    """Where ``a``'s first element lives, when its library says (NumPy, CuPy, PyTorch)."""
+    for name in ("__array_interface__", "__cuda_array_interface__"):
+        interface = getattr(a, name, None)
+        if isinstance(interface, dict):
+            return interface["data"][0]
+    return a.data_ptr() if callable(getattr(a, "data_ptr", None)) else None
+
+
+def _same_memory(a: Array, b: Array) -> bool:
+    """``b`` views exactly ``a``'s memory (``a.T``, or both views of one base at one address)."""
+    if not (a.ndim == b.ndim == 2 and a.shape[0] * a.shape[1] == b.shape[0] * b.shape[1]):
         return False
-    xp = array_namespace(a, b)
-    return bool(xp.all(a.T == b))
+    root_a, root_b = _root(a), _root(b)
+    if root_a is b or root_b is a:
+        return True
+    return root_a is root_b and _address(a) is not None and _address(a) == _address(b)
+
+
+def _transposed(a: Array, b: Array) -> bool:
+    """Whether ``b`` is ``a.T`` (rather than ``a`` itself): other shapes, or reversed strides."""
+    if a is b:
+        return False
+    if tuple(a.shape) != tuple(b.shape):
+        return True
+    strides_a, strides_b = getattr(a, "strides", None), getattr(b, "strides", None)
+    return strides_a is not None and strides_a != strides_b and tuple(strides_a) == tuple(strides_b)[::-1]
 
 
 def clip_grads(grads: list[Array], max_norm: float) -> None:

@@ -244,8 +244,9 @@ def apply(text: str, script: str, table: dict[str, list[tuple[str, str, int]]]) 
 # ---------------------------------------------------------------- running
 
 
-def make_root(tmp: Path, book: str) -> Path:
-    """A copy of ``book``'s chapters beside its ``common``/``dataset`` packages, cuts applied."""
+def make_root(tmp: Path, book: str, cut: bool = True) -> Path:
+    """A copy of ``book``'s chapters beside its ``common``/``dataset`` packages, the fixes and
+    (when ``cut``) the loop cuts applied."""
     assert SHARED is not None
     source = SHARED / "books" / book
     root = tmp / book
@@ -254,7 +255,8 @@ def make_root(tmp: Path, book: str) -> Path:
     for script in list(CUTS) + list(FIXES):
         if script.startswith(book + "/"):
             path = root / script.split("/", 1)[1]
-            text = apply(apply(path.read_text(encoding="utf-8"), script, CUTS), script, FIXES)
+            text = apply(path.read_text(encoding="utf-8"), script, FIXES)
+            text = apply(text, script, CUTS) if cut else text
             path.write_text(text, encoding="utf-8")
     return root
 
@@ -295,7 +297,11 @@ _DRIVER = textwrap.dedent('''
         with open(results_file, "w") as f:
             json.dump(results, f)
         start, error = time.perf_counter(), None
-        with open(job["log"], "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        with contextlib.ExitStack() as stack:
+            if job["log"]:
+                log = stack.enter_context(open(job["log"], "w"))
+                stack.enter_context(contextlib.redirect_stdout(log))
+                stack.enter_context(contextlib.redirect_stderr(log))
             sys.argv = [job["path"]]
             try:
                 runpy.run_path(job["path"], run_name="__main__")
@@ -315,33 +321,36 @@ _DRIVER = textwrap.dedent('''
 ''')
 
 
+def job(root: Path, script: str, log: bool = True) -> dict:
+    """What the driver needs to run ``script`` (``"book2/ch06/train_rnnlm.py"``) of the copy at ``root``."""
+    chapter, script_name = script.rsplit("/", 1)
+    folder = root / chapter.split("/")[1]
+    return {
+        "script": script, "cwd": str(folder), "path": str(folder / script_name), "root": str(root),
+        "log": str(folder / f"{script_name}.log") if log else None, "extra_path": EXTRA_PATH.get(script, []),
+        "env": {k: str(v) for k, v in DATA_CUTS.get(script, {}).items()},
+    }
+
+
+def environment(data: Path) -> dict[str, str]:
+    """The scripts' environment: headless plots, the offline data, one BLAS thread."""
+    return dict(os.environ, MPLBACKEND="Agg", XPNET_DATA=str(data), PYTHONPATH=str(REPO),
+                OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0")
+
+
 def run_book(root: Path, data: Path, book: str, timeout: float = 300.0) -> dict[str, dict]:
     """Run ``book``'s scripts (:data:`ORDER`, chapter by chapter) of the copy at ``root`` in one process.
 
     Returns ``{script: {"ok", "error", "seconds", "output"}}``; a script still running at
     the timeout is reported as ``ok: False`` with that reason, the ones after it as not run.
     """
-    jobs = []
-    for chapter, names in ORDER.items():
-        if not chapter.startswith(book + "/"):
-            continue
-        folder = root / chapter.split("/")[1]
-        for script_name in names:
-            script = f"{chapter}/{script_name}"
-            if script in SKIP:
-                continue
-            jobs.append({
-                "script": script, "cwd": str(folder), "path": str(folder / script_name), "root": str(root),
-                "log": str(folder / f"{script_name}.log"), "extra_path": EXTRA_PATH.get(script, []),
-                "env": {k: str(v) for k, v in DATA_CUTS.get(script, {}).items()},
-            })
+    jobs = [job(root, f"{chapter}/{name}") for chapter, names in ORDER.items() if chapter.startswith(book + "/")
+            for name in names if f"{chapter}/{name}" not in SKIP]
     results_file = root / "_results.json"
-    env = dict(os.environ, MPLBACKEND="Agg", XPNET_DATA=str(data), PYTHONPATH=str(REPO),
-               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0")
     failure = None
     try:
         proc = subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(jobs), str(results_file)],
-                              cwd=root, env=env, timeout=timeout, capture_output=True, text=True)
+                              cwd=root, env=environment(data), timeout=timeout, capture_output=True, text=True)
         if proc.returncode != 0:
             failure = f"the driver process failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
     except subprocess.TimeoutExpired:
@@ -354,3 +363,40 @@ def run_book(root: Path, data: Path, book: str, timeout: float = 300.0) -> dict[
         log = Path(job["log"])
         result["output"] = log.read_text(errors="replace") if log.exists() else ""
     return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one book script whole (no cuts), e.g. to reproduce the book's results on xpnet:
+    ``python tests/book_scripts.py book2/ch05/train.py --set "max_epoch = 100=>max_epoch = 100"``."""
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("script", help="book1/chNN/name.py or book2/chNN/name.py")
+    parser.add_argument("--set", action="append", default=[], metavar="OLD=>NEW",
+                        help="a textual substitution, asserted to occur once (the book's variants: is_reverse, ...)")
+    parser.add_argument("--before", action="append", default=[], metavar="SCRIPT",
+                        help="a script of the same book to run first (one that writes a .pkl the script loads)")
+    args = parser.parse_args(argv)
+    if SHARED is None:
+        parser.error("shared/books not found (<repo>/../shared, $XPNET_SHARED, /work/shared)")
+    book = args.script.split("/")[0]
+    tmp = Path(tempfile.mkdtemp(prefix="xpnet-book-"))
+    root = make_root(tmp, book, cut=False)
+    path = root / args.script.split("/", 1)[1]
+    swaps = [tuple(pair.split("=>", 1)) + (1,) for pair in args.set]
+    path.write_text(apply(path.read_text(encoding="utf-8"), args.script, {args.script: swaps}), encoding="utf-8")
+    jobs = [dict(job(root, script, log=False), env={}) for script in [*args.before, args.script]]
+    results = tmp / "_results.json"
+    subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(jobs), str(results)], cwd=root,
+                   env=environment(make_data(tmp)))
+    outcome = json.loads(results.read_text()) if results.exists() else {}
+    for script, result in outcome.items():
+        print(f"{script}: {'ok' if result['ok'] else 'FAILED'} in {result.get('seconds') or 0:.1f} s")
+        if result.get("error"):
+            print(result["error"])
+    return 0 if outcome and all(r["ok"] for r in outcome.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

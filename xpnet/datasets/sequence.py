@@ -49,7 +49,10 @@ def load_data(
     """
     name, text = _read(file_name)
     questions, answers = [], []
-    for number, line in enumerate(text.split("\n")[:-1] if text.endswith("\n") else text.split("\n"), 1):
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    for number, line in enumerate(lines, 1):
         idx = line.find("_")
         if idx < 0:
             raise DatasetError(f"{name}, line {number}: no '_' between question and answer in {line[:60]!r}")
@@ -64,15 +67,9 @@ def load_data(
             raise DatasetError(f"{name}, line {number}: {what} of {len(rows[number - 1])} characters, "
                                f"expected {len(rows[0])} as on line 1 (pad every line to one width)")
 
-    char_to_id: dict[str, int] = {}
-    for q, a in zip(questions, answers):
-        for char in q + a:
-            char_to_id.setdefault(char, len(char_to_id))
+    x, t, id_to_char = _encode(questions, answers)
     global _vocab
-    _vocab = (char_to_id, {i: c for c, i in char_to_id.items()})
-
-    x = np.array([[char_to_id[c] for c in q] for q in questions], dtype=np.int64)
-    t = np.array([[char_to_id[c] for c in a] for a in answers], dtype=np.int64)
+    _vocab = ({c: i for i, c in enumerate(id_to_char)}, dict(enumerate(id_to_char)))
     indices = np.arange(len(x))
     if seed is not None:
         np.random.seed(seed)  # the book's global seeding: later unseeded draws follow the book's
@@ -85,6 +82,23 @@ def load_data(
 def get_vocab() -> tuple[dict[str, int], dict[int, str]]:
     """``(char_to_id, id_to_char)`` of the file :func:`load_data` read last (copies)."""
     return dict(_vocab[0]), dict(_vocab[1])
+
+
+def _encode(questions: list[str], answers: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(x, t, id_to_char)``: characters numbered in order of first appearance, reading each
+    line's question and then its answer, as the book's loop does (vectorised over code points)."""
+    n = len(questions)
+    q = np.frombuffer("".join(questions).encode("utf-32-le"), dtype=np.uint32).reshape(n, -1)
+    a = np.frombuffer("".join(answers).encode("utf-32-le"), dtype=np.uint32).reshape(n, -1)
+    flat = np.concatenate([q, a], axis=1).reshape(-1)
+    first = np.full(int(flat.max()) + 1, flat.size, dtype=np.int64)
+    np.minimum.at(first, flat, np.arange(flat.size))  # where each code point appears first
+    codes = np.flatnonzero(first < flat.size)
+    codes = codes[np.argsort(first[codes])]
+    id_of_code = np.zeros(first.size, dtype=np.int64)
+    id_of_code[codes] = np.arange(codes.size)
+    ids = id_of_code[np.concatenate([q, a], axis=1)]
+    return ids[:, :q.shape[1]], ids[:, q.shape[1]:], [chr(int(c)) for c in codes]
 
 
 def _read(file_name: PathLike) -> tuple[str, str]:

@@ -278,6 +278,8 @@ def eval_seq2seq(model: Any, question: Array, correct: Array, id_to_char: Mappin
                  verbose: bool = False, is_reverse: bool = False) -> int:
     """1 when ``model.generate`` answers ``question`` (1, T) with ``correct`` (1, 1 + S), else 0.
 
+    ``generate(question, start_id, S)`` returns the ``S`` ids (a list, as the book's models,
+    or an array).
     ``correct[0, 0]`` is the decoder's start mark; the other ``S`` characters are compared.
     With ``verbose``, prints the book's lines: ``Q`` the question (read back when
     ``is_reverse``), ``T`` the answer, the guess after a green ☑ or a red ☒ (``O``/``X`` on
@@ -286,6 +288,8 @@ def eval_seq2seq(model: Any, question: Array, correct: Array, id_to_char: Mappin
     correct = to_numpy(correct).reshape(-1)
     start_id, correct = int(correct[0]), correct[1:]
     guess = model.generate(question, start_id, len(correct))
+    if array_api_compat.is_array_api_obj(guess):  # a (1, S) array from a batched generate
+        guess = to_numpy(guess).reshape(-1).tolist()
     question = "".join(id_to_char[int(c)] for c in to_numpy(question).reshape(-1))
     correct = "".join(id_to_char[int(c)] for c in correct)
     guess = "".join(id_to_char[int(c)] for c in guess)

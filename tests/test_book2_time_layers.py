@@ -295,3 +295,42 @@ def test_lstm_equals_torch_nn_lstm_in_float64():
     close(layer.db, lstm.bias_ih_l0.grad.numpy()[inverse])
     close(layer.dh, hx.grad.numpy()[0])
     close(layer.dc, cx.grad.numpy()[0])
+
+
+def test_a_training_step_reads_nothing_back_from_the_device():
+    """No value of a tensor reaches the host in forward + backward (each read is a GPU sync)."""
+    torch = pytest.importorskip("torch")
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from xpnet.backend import get_device
+
+    device = get_device(torch, torch.device("cpu"))
+    rng = np.random.default_rng(13)
+    embed_W = _put(device, rng.normal(size=(V, D)), "float32")
+    layers = [tl.TimeEmbedding(embed_W), tl.TimeDropout(0.5, rng=Generator(0)),
+              _recurrent("lstm", device, rng, stateful=True, dtype="float32"), tl.TimeDropout(0.5, rng=Generator(1)),
+              tl.TimeAffine(_put(device, rng.normal(size=(H, V)), "float32"), _put(device, np.zeros(V), "float32"))]
+    loss_layer = tl.TimeSoftmaxWithLoss()
+    ids = device.asarray(rng.integers(0, V, size=(N, T)))
+
+    def step():
+        out = ids
+        for layer in layers:
+            out = layer.forward(out)
+        loss_layer.forward(out, ids)
+        dout = loss_layer.backward()
+        for layer in reversed(layers):
+            dout = layer.backward(dout)
+
+    class Reads(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket.__name__ in ("_local_scalar_dense", "nonzero", "is_nonzero", "item"):
+                Reads.count += 1
+            return func(*args, **(kwargs or {}))
+
+    step()
+    with Reads():
+        step()
+    assert Reads.count == 0

@@ -131,7 +131,7 @@ def fit_variants(args: argparse.Namespace, networks: dict[str, Any], train: tupl
     for label, network in networks.items():
         trainer = Trainer(network, *train, *test, epochs=args.epochs, mini_batch_size=batch_size,
                           optimizer=optimizer, optimizer_param={"lr": lr}, verbose=False,
-                          device=device, seed=args.seed, progress=not quiet)
+                          device=device, seed=args.seed, progress=not quiet, sampling="shuffle")
         try:
             history = trainer.train()
         except FloatingPointError as exc:

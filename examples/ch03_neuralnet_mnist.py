@@ -48,7 +48,7 @@ def main():
               "(these are NOT the book's pretrained weights)")
         net = new_net()
         Trainer(net, x_train, t_train, x_test, t_test, epochs=args.epochs, optimizer="adam",
-                optimizer_param={"lr": 0.001}, verbose=False, device=device, seed=args.seed).train()
+                optimizer_param={"lr": 0.001}, verbose=False, device=device, seed=args.seed, sampling="shuffle").train()
         Path(args.out).mkdir(parents=True, exist_ok=True)
         weights = Path(args.out) / "ch03_weights.npz"
         net.save_params(weights)

@@ -70,7 +70,7 @@ def main():
     net = nets["backprop"]
     trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=args.epochs,
                       mini_batch_size=args.batch_size, optimizer=optimizers["backprop"],
-                      verbose=True, device=device, seed=args.seed)
+                      verbose=True, device=device, seed=args.seed, sampling="shuffle")
     history = trainer.train()
 
     fig = _common.figure(10, 4)

@@ -44,7 +44,7 @@ def main():
     # --- training
     trainer = Trainer(network, x_train, t_train, x_test, t_test, epochs=args.epochs,
                       mini_batch_size=args.batch_size, optimizer="sgd", optimizer_param={"lr": args.lr},
-                      verbose=True, device=device, seed=args.seed)
+                      verbose=True, device=device, seed=args.seed, sampling="shuffle")
     history = trainer.train()
     _common.save_curves(trainer, args, "ch05_curves.png")
     _common.result(grad_diff=max(diffs.values()), train_acc=history["train_acc_list"][-1],

@@ -46,7 +46,7 @@ def main():
         trainer = Trainer(network, x_train, t_train, x_test, t_test, epochs=args.epochs,
                           mini_batch_size=args.batch_size, optimizer="adam", optimizer_param={"lr": args.lr},
                           evaluate_sample_num_per_epoch=args.evaluate_samples, verbose=True,
-                          device=device, seed=args.seed)
+                          device=device, seed=args.seed, sampling="shuffle")
         trainer.train()
         _common.save_curves(trainer, args, "ch08_curves.png")
         weights = Path(args.out) / "ch08_deep_convnet_params.npz"

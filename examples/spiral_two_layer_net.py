@@ -34,7 +34,7 @@ def main():
                             seed=args.seed, device=device)
     trainer = Trainer(network, x, t, x_test, t_test, epochs=args.epochs, mini_batch_size=args.batch_size,
                       optimizer="sgd", optimizer_param={"lr": args.lr}, verbose=False,
-                      device=device, seed=args.seed)
+                      device=device, seed=args.seed, sampling="shuffle")
     history = trainer.train()
     losses = np.array(history["train_loss_list"]).reshape(args.epochs, trainer.iter_per_epoch).mean(axis=1)
     for epoch in sorted({0, args.epochs // 4, args.epochs // 2, 3 * args.epochs // 4, args.epochs - 1}):

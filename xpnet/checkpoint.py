@@ -1,15 +1,9 @@
-"""Checkpoints of the training loop (:class:`xpnet.loop.Loop`): what is saved, how a file is
-validated, and how a run resumes from it.
-
-A checkpoint is one ``.npz`` (written atomically by :func:`xpnet.io.save_arrays`) holding
-``params/<key>``, ``buffers/<name>`` (state a layer declares ``persistent``, BatchNorm's running
-statistics), ``optimizer/<name>/<key>`` (``state_dict()``), ``best/params/<key>`` and
-``best/buffers/<name>`` (the best epoch so far), ``sampler/order`` (the epoch's order, when it
-must survive a resume) and ``meta``: JSON (as uint8 bytes) with the format number, counters,
-history, the optimizer's class and scalars, every random state and the best epoch's score.
-
-:func:`load` checks EVERYTHING before it changes anything, so a damaged or mismatched file
-leaves the run as it was; every error is a :class:`CheckpointError` naming the file.
+"""Checkpoints of the training loop (:class:`xpnet.loop.Loop`), one ``.npz`` written atomically:
+``params/<key>``, ``buffers/<name>`` (what layers declare ``persistent``), ``optimizer/<name>/<key>``,
+``best/...`` (the best epoch's params and buffers), ``sampler/order`` and ``meta`` (JSON as uint8:
+format, counters, history, optimizer class and scalars, random states, the best epoch's score).
+:func:`load` checks everything before it changes anything; each error is a :class:`CheckpointError`
+naming the file.
 """
 
 from __future__ import annotations
@@ -30,8 +24,7 @@ __all__ = ["FORMAT", "CheckpointError", "buffers", "generators", "check_checkpoi
            "copy_state"]
 
 FORMAT = 4
-"""4: buffers named by their path from the network, the sampler's order, ``epoch_iter`` (a save
-in the middle of an epoch resumes)."""
+"""4: buffers named by path, the sampler's order and ``epoch_iter`` (a mid-epoch save resumes)."""
 
 _GUESSED = ("running_mean", "running_var")
 _COUNTERS = ("epoch", "iteration", "epoch_iter")
@@ -84,17 +77,12 @@ def save(loop: Any, path: PathLike) -> None:
     check_checkpointable(loop.optimizer)
     loop.flush()
     arrays = {key: to_numpy(value) for key, value in copy_state(loop).items()}
-    scalars = {}
-    for key, value in loop.optimizer.state_dict().items():
-        if is_array_api_obj(value):
-            arrays[f"optimizer/{key}"] = to_numpy(value)
-        else:
-            scalars[key] = value
+    state = loop.optimizer.state_dict()
+    arrays.update({f"optimizer/{key}": to_numpy(value) for key, value in state.items() if is_array_api_obj(value)})
+    scalars = {key: value for key, value in state.items() if not is_array_api_obj(value)}
     best = None if loop.best is None else loop.best.record
-    if best is not None:
-        arrays.update({f"best/{key}": to_numpy(value) for key, value in loop.best.state.items()})
-    if loop.sampler.order is not None:
-        arrays["sampler/order"] = to_numpy(loop.sampler.order)
+    arrays.update({f"best/{key}": to_numpy(value) for key, value in (loop.best.state if best else {}).items()})
+    arrays.update({} if loop.sampler.order is None else {"sampler/order": to_numpy(loop.sampler.order)})
     meta = {"format": FORMAT, **{key: getattr(loop, key) for key in _COUNTERS}, "history": loop.history,
             "optimizer": {"class": type(loop.optimizer).__name__, "scalars": scalars}, "rng": loop.rng.state,
             "generators": {name: gen.state for name, gen in loop.generators.items()}, "best": best,
@@ -175,9 +163,8 @@ def _meta(arrays: dict[str, Any], where: str, loop: Any) -> dict[str, Any]:
     history = meta["history"]
     _require(isinstance(history, dict) and set(history) == set(loop.history), where,
              f"metadata 'history' must hold exactly {sorted(loop.history)}")
-    for key, values in history.items():
-        _require(isinstance(values, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                  for v in values), where, f"metadata history[{key!r}] must be a list of numbers")
+    _require(all(isinstance(values, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+                 for values in history.values()), where, "metadata history must hold lists of numbers")
     lengths = {"train_loss_list": meta["iteration"], **loop.history_lengths(meta["epoch"], meta["iteration"])}
     _require(all(len(history[key]) == n for key, n in lengths.items()) and meta["epoch_iter"] <= meta["iteration"],
              where, f"its history does not match its epoch {meta['epoch']} and iteration {meta['iteration']}")
@@ -241,11 +228,9 @@ def _check_optimizer(optimizer: Any, arrays: dict[str, Any], meta: dict[str, Any
 
 def _check_generator_state(name: str, state: Any, where: str) -> None:
     """Set ``state`` on a scratch generator (NumPy checks the bit generator's state there)."""
-    _require(isinstance(state, dict) and set(state) == {"host", "pool", "pool_used"}, where,
-             f"metadata {name} must be a generator state {{'host', 'pool', 'pool_used'}}")
-    _require(_count(state["pool_used"]) and state["pool_used"] <= Generator.POOL_SIZE, where,
-             f"metadata {name}['pool_used'] must be an int in 0..{Generator.POOL_SIZE}")
     try:
+        _require(set(state) == {"host", "pool", "pool_used"} and _count(state["pool_used"])
+                 and state["pool_used"] <= Generator.POOL_SIZE, where, f"metadata {name} is not a generator state")
         Generator(0).state = state
         if state["pool"] is not None:
             Generator(0).state = {"host": state["pool"], "pool": None, "pool_used": 0}

@@ -356,11 +356,11 @@ def run_book(root: Path, data: Path, book: str, timeout: float = 300.0) -> dict[
     except subprocess.TimeoutExpired:
         failure = f"timed out after {timeout:.0f} s"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
-    for job in jobs:
-        result = results.setdefault(job["script"], {"ok": False, "error": "not run: " + (failure or "?")})
+    for entry in jobs:
+        result = results.setdefault(entry["script"], {"ok": False, "error": "not run: " + (failure or "?")})
         if result.get("ok") is None:
             result.update(ok=False, error=failure or "did not finish")
-        log = Path(job["log"])
+        log = Path(entry["log"])
         result["output"] = log.read_text(errors="replace") if log.exists() else ""
     return results
 

@@ -155,6 +155,8 @@ CUTS: dict[str, list[tuple[str, str, int]]] = {
     "book1/ch06/weight_init_compare.py": [("max_iterations = 2000", "max_iterations = 2", 1)],
     "book1/ch07/train_convnet.py": [("max_epochs = 20", "max_epochs = 1", 1),
                                     ("evaluate_sample_num_per_epoch=1000", "evaluate_sample_num_per_epoch=100", 1)],
+    "book1/ch08/train_deepnet.py": [("epochs=20", "epochs=1", 1),
+                                    ("evaluate_sample_num_per_epoch=1000", "evaluate_sample_num_per_epoch=50", 1)],
     # book 2, chapters 1-4
     "book2/ch01/train.py": [("max_epoch = 300", "max_epoch = 3", 1)],
     "book2/ch01/train_custom_loop.py": [("max_epoch = 300", "max_epoch = 3", 1), ("h = 0.001", "h = 0.05", 1)],
@@ -172,6 +174,7 @@ CUTS: dict[str, list[tuple[str, str, int]]] = {
 #: Data cuts (environment read by the test ``dataset`` modules): script -> {variable: rows}.
 DATA_CUTS: dict[str, dict[str, int]] = {
     "book1/ch07/train_convnet.py": {"XPNET_BOOKTEST_MNIST": 300},
+    "book1/ch08/train_deepnet.py": {"XPNET_BOOKTEST_MNIST": 100},
     "book1/ch08/half_float_network.py": {"XPNET_BOOKTEST_MNIST": 100},
     "book1/ch08/misclassified_mnist.py": {"XPNET_BOOKTEST_MNIST": 300},
     "book2/ch02/count_method_big.py": {"XPNET_BOOKTEST_PTB": 3000},
@@ -208,8 +211,8 @@ ORDER: dict[str, list[str]] = {
     "book1/ch06": ["batch_norm_gradient_check.py", "batch_norm_test.py", "hyperparameter_optimization.py",
                    "optimizer_compare_mnist.py", "optimizer_compare_naive.py", "overfit_dropout.py",
                    "overfit_weight_decay.py", "weight_init_compare.py"],
-    "book1/ch07": ["simple_convnet.py", "apply_filter.py", "train_convnet.py"],
-    "book1/ch08": ["deep_convnet.py", "half_float_network.py", "misclassified_mnist.py"],
+    "book1/ch07": ["simple_convnet.py", "apply_filter.py", "visualize_filter.py", "train_convnet.py"],
+    "book1/ch08": ["deep_convnet.py", "half_float_network.py", "misclassified_mnist.py", "train_deepnet.py"],
     "book2/ch01": ["forward_net.py", "two_layer_net.py", "show_spiral_dataset.py", "train.py",
                    "train_custom_loop.py"],
     "book2/ch02": ["count_method_small.py", "most_similar.py", "ppmi.py", "similarity.py", "show_ptb.py",

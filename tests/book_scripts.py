@@ -37,7 +37,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -276,52 +275,7 @@ def make_data(tmp: Path) -> Path:
     return data
 
 
-_DRIVER = textwrap.dedent('''
-    import json, os, runpy, sys, time, traceback, contextlib
-    import numpy as np
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    try:
-        import PIL.Image
-        PIL.Image.Image.show = lambda self, *a, **k: None
-    except ImportError:
-        pass
-    jobs, results_file = json.loads(sys.argv[1]), sys.argv[2]
-    base_path, base_modules, results = list(sys.path), set(sys.modules), {}
-    print_options = np.get_printoptions()
-    for job in jobs:
-        os.chdir(job["cwd"])
-        sys.path[:] = [job["cwd"]] + [os.path.abspath(p) for p in job["extra_path"]] + base_path
-        saved_env = dict(os.environ)
-        os.environ.update(job["env"])
-        np.random.seed(0)
-        results[job["script"]] = {"ok": None}
-        with open(results_file, "w") as f:
-            json.dump(results, f)
-        start, error = time.perf_counter(), None
-        with contextlib.ExitStack() as stack:
-            if job["log"]:
-                log = stack.enter_context(open(job["log"], "w"))
-                stack.enter_context(contextlib.redirect_stdout(log))
-                stack.enter_context(contextlib.redirect_stderr(log))
-            sys.argv = [job["path"]]
-            try:
-                runpy.run_path(job["path"], run_name="__main__")
-            except BaseException:
-                error = traceback.format_exc()
-        plt.close("all")
-        np.set_printoptions(**print_options)  # ch02 sets precision=3 for the scripts after it
-        os.environ.clear()
-        os.environ.update(saved_env)
-        for name in set(sys.modules) - base_modules:
-            module_file = getattr(sys.modules[name], "__file__", None) or ""
-            if module_file.startswith(job["root"]) and not name.split(".")[0] in ("common", "dataset"):
-                del sys.modules[name]
-        results[job["script"]] = {"ok": error is None, "error": error, "seconds": time.perf_counter() - start}
-        with open(results_file, "w") as f:
-            json.dump(results, f)
-''')
+DRIVER = Path(__file__).with_name("book_driver.py")
 
 
 def job(root: Path, script: str, log: bool = True) -> dict:
@@ -352,7 +306,7 @@ def run_book(root: Path, data: Path, book: str, timeout: float = 300.0) -> dict[
     results_file = root / "_results.json"
     failure = None
     try:
-        proc = subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(jobs), str(results_file)],
+        proc = subprocess.run([sys.executable, str(DRIVER), json.dumps(jobs), str(results_file)],
                               cwd=root, env=environment(data), timeout=timeout, capture_output=True, text=True)
         if proc.returncode != 0:
             failure = f"the driver process failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
@@ -391,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(apply(path.read_text(encoding="utf-8"), args.script, {args.script: swaps}), encoding="utf-8")
     jobs = [dict(job(root, script, log=False), env={}) for script in [*args.before, args.script]]
     results = tmp / "_results.json"
-    subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(jobs), str(results)], cwd=root,
+    subprocess.run([sys.executable, str(DRIVER), json.dumps(jobs), str(results)], cwd=root,
                    env=environment(make_data(tmp)))
     outcome = json.loads(results.read_text()) if results.exists() else {}
     for script, result in outcome.items():

@@ -79,3 +79,25 @@ def test_book_script_runs(book_runs, script):
         values = [float(v) for v in re.findall(pattern, output, re.M)]
         assert values, f"{script}: {pattern!r} not in its output:\n{output[-2000:]}"
         assert all(low <= v <= high for v in values), f"{script}: {pattern!r} gave {values}, expected {low}..{high}"
+
+
+def test_a_changed_script_fails_loudly():
+    """A cut whose text is no longer in the script stops the run instead of running it long."""
+    table = {"book2/ch05/train.py": [("max_epoch = 100", "max_epoch = 2", 1)]}
+    assert bs.apply("x = 1\nmax_epoch = 100\n", "book2/ch05/train.py", table) == "x = 1\nmax_epoch = 2\n"
+    with pytest.raises(AssertionError, match=r"book2/ch05/train.py: expected 'max_epoch = 100' 1 time\(s\), found 0"):
+        bs.apply("max_epoch = 50\n", "book2/ch05/train.py", table)
+
+
+def test_every_cut_matches_the_books_text():
+    for table in (bs.CUTS, bs.FIXES):
+        for script in table:
+            text = (bs.SHARED / "books" / script).read_text(encoding="utf-8")
+            bs.apply(text, script, table)  # raises when a script changed
+
+
+def test_shared_is_found_from_the_environment(monkeypatch, tmp_path):
+    (tmp_path / "books").mkdir()
+    monkeypatch.setattr(bs, "REPO", tmp_path / "nowhere" / "repo")
+    monkeypatch.setenv("XPNET_SHARED", str(tmp_path))
+    assert bs.find_shared() == tmp_path

@@ -34,6 +34,24 @@ CASES = [
                                         "--window-size", "2"], ["book2_ch04_loss.png"],
                  {"first_loss": (4.15, 4.17), "final_loss": (1.0, 4.155)}, ["[query] alice", "queen is not found"],
                  id="ch04"),
+    # an untrained model's perplexity is about the vocabulary's size (155 words in Alice's first 300)
+    pytest.param("book2_ch05_simple_rnnlm.py", ["--epochs", "2", "--corpus-size", "300"], ["book2_ch05_perplexity.png"],
+                 {"first_ppl": (120.0, 200.0), "final_ppl": (1.0, 170.0), "vocab": (155, 155)},
+                 ["corpus: Alice, 300 words", "| epoch 2 |  iter 1 / 5 |"], id="ch05"),
+    pytest.param("book2_ch06_rnnlm.py", ["--epochs", "1", "--corpus-size", "1500", "--hidden-size", "16"],
+                 ["book2_ch06_perplexity.png"],
+                 {"first_ppl": (2500.0, 2700.0), "test_ppl": (100.0, 2700.0), "vocab": (2607, 2607)},
+                 ["evaluating perplexity ...", "test perplexity: "], id="ch06"),
+    pytest.param("book2_ch06_rnnlm.py", ["--better", "--epochs", "1", "--corpus-size", "1500", "--hidden-size", "16"],
+                 ["book2_ch06_perplexity.png"], {"first_ppl": (2500.0, 2700.0), "test_ppl": (100.0, 2700.0)},
+                 ["test perplexity: "], id="ch06-better"),
+    pytest.param("book2_ch07_seq2seq.py", ["--reverse", "--peeky", "--epochs", "1", "--train-size", "512",
+                                           "--test-size", "50", "--hidden-size", "16"], ["book2_ch07_accuracy.png"],
+                 {"val_acc": (0.0, 1.0), "final_loss": (2.0, 2.6)}, ["Q 77+85  ", "T 162 ", "val acc "], id="ch07"),
+    pytest.param("book2_ch08_attention.py", ["--epochs", "1", "--train-size", "256", "--test-size", "20",
+                                             "--hidden-size", "16"], ["book2_ch08_accuracy.png", "book2_ch08_attention.png"],
+                 {"val_acc": (0.0, 1.0), "final_loss": (3.5, 4.2)}, ["Q 10/15/94 ", "T 1994-10-15", "val acc "],
+                 id="ch08"),
 ]
 
 

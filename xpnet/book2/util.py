@@ -1,5 +1,7 @@
 """The second book's ``common/util.py`` (chapters 2-4): text to word ids, co-occurrence
-counts, PPMI, cosine similarity, contexts and targets, one-hot vectors.
+counts, PPMI, cosine similarity, contexts and targets, one-hot vectors; and for chapters 6-8,
+a language model's perplexity (:func:`eval_perplexity`) and a seq2seq answer's check
+(:func:`eval_seq2seq`).
 
 ``from common.util import preprocess`` becomes ``from xpnet.book2.util import preprocess``.
 Every function that computes on arrays takes its namespace from them: a corpus on the
@@ -9,20 +11,23 @@ array, as the book's does.
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Any, Mapping
 
 import array_api_compat
 from array_api_compat import array_namespace
 from array_api_compat import device as array_device
 
-from xpnet.backend import CPU, get_device, to_numpy
+from xpnet import progress
+from xpnet.backend import CPU, device_of, get_device, to_numpy
 from xpnet.book2.grads import clip_grads
 from xpnet.checks import positive_int, real
 
 __all__ = [
     "preprocess", "create_co_matrix", "cos_similarity", "most_similar", "ppmi",
     "create_contexts_target", "convert_one_hot", "analogy", "normalize", "clip_grads",
-    "to_cpu", "to_gpu", "count_ids",
+    "to_cpu", "to_gpu", "count_ids", "eval_perplexity", "eval_seq2seq",
 ]
 
 Array = Any
@@ -227,6 +232,83 @@ def to_cpu(x: Array) -> Array:
 def to_gpu(x: Array) -> Array:
     """``x`` on the first CUDA GPU (CuPy); :class:`xpnet.backend.DeviceError` without one."""
     return get_device("cuda").asarray(x)
+
+
+def eval_perplexity(model: Any, corpus: Array, batch_size: int = 10, time_size: int = 35) -> float:
+    """The perplexity of language ``model`` on ``corpus`` (N,): ``exp`` of the mean loss over
+    ``(N - 1) // (batch_size * time_size)`` batches read as the book reads them (row ``i``
+    from offset ``i * ((N - 1) // batch_size)`` on, ``time_size`` words a batch, wrapping).
+
+    ``model.forward(xs, ts, train_flg=False)`` (or ``forward(xs, ts)`` when it takes no
+    flag) returns the mean loss.  The corpus moves once to the device of ``model.params``;
+    each batch is one gather there and the losses add up there, so the only host read is
+    the result.  Prints the book's ``evaluating perplexity ...`` and a progress bar.
+    """
+    batch_size, time_size = positive_int("batch_size", batch_size), positive_int("time_size", time_size)
+    params = getattr(model, "params", None)
+    device = device_of(params[0]) if params else (device_of(corpus) if array_api_compat.is_array_api_obj(corpus)
+                                                  else CPU)
+    corpus, _ = _corpus(device.asarray(corpus), None)
+    xp, n = device.xp, int(corpus.shape[0])
+    max_iters = (n - 1) // (batch_size * time_size)
+    if max_iters < 1:
+        raise ValueError(f"corpus: {n} words make no batch of batch_size x time_size = {batch_size} x {time_size} "
+                         f"(+1 for the targets); pass a longer corpus or smaller sizes")
+    with device.activate():
+        rows = xp.arange(batch_size, dtype=xp.int64, device=device.native) * ((n - 1) // batch_size)
+        base = rows[:, None] + xp.arange(time_size + 1, dtype=xp.int64, device=device.native)[None, :]
+    print("evaluating perplexity ...")
+    bar = progress.bar(max_iters, "perplexity", unit="batch")
+    total = None
+    for iters in range(max_iters):
+        words = xp.reshape(xp.take(corpus, xp.reshape((base + iters * time_size) % n, (-1,))),
+                           (batch_size, time_size + 1))  # one gather: inputs and targets together
+        xs, ts = words[:, :-1], words[:, 1:]
+        try:
+            loss = model.forward(xs, ts, train_flg=False)
+        except TypeError as exc:
+            if "train_flg" not in str(exc):
+                raise
+            loss = model.forward(xs, ts)
+        total = loss if total is None else total + loss
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return math.exp(float(total) / max_iters)
+
+
+def eval_seq2seq(model: Any, question: Array, correct: Array, id_to_char: Mapping[int, str],
+                 verbose: bool = False, is_reverse: bool = False) -> int:
+    """1 when ``model.generate`` answers ``question`` (1, T) with ``correct`` (1, 1 + S), else 0.
+
+    ``generate(question, start_id, S)`` returns the ``S`` ids (a list, as the book's models,
+    or an array).
+    ``correct[0, 0]`` is the decoder's start mark; the other ``S`` characters are compared.
+    With ``verbose``, prints the book's lines: ``Q`` the question (read back when
+    ``is_reverse``), ``T`` the answer, the guess after a green ☑ or a red ☒ (``O``/``X`` on
+    Windows), and ``---``.
+    """
+    correct = to_numpy(correct).reshape(-1)
+    start_id, correct = int(correct[0]), correct[1:]
+    guess = model.generate(question, start_id, len(correct))
+    if array_api_compat.is_array_api_obj(guess):  # a (1, S) array from a batched generate
+        guess = to_numpy(guess).reshape(-1).tolist()
+    question = "".join(id_to_char[int(c)] for c in to_numpy(question).reshape(-1))
+    correct = "".join(id_to_char[int(c)] for c in correct)
+    guess = "".join(id_to_char[int(c)] for c in guess)
+    if verbose:
+        if is_reverse:
+            question = question[::-1]
+        print("Q", question)
+        print("T", correct)
+        if os.name == "nt":
+            mark = "O" if correct == guess else "X"
+        else:
+            mark = "\033[92m☑\033[0m" if correct == guess else "\033[91m☒\033[0m"
+        print(mark + " " + guess)
+        print("---")
+    return 1 if guess == correct else 0
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -39,6 +39,7 @@ def test_colab_notebook_runs_in_a_kernel(tmp_path):
     cells = notebook.cells
     install, train, evaluate = cells[1], cells[2], cells[3]
     assert text_of(install) == "xpnet 0.1.0\n"                    # importable: nothing installed
+    assert text_of(train).startswith("training on cpu (auto: no CuPy with a GPU)\n")   # the device, and why
     assert re.search(r"^epoch 1/1  loss \d\.\d{4}", text_of(train), re.M)
     lines = text_of(evaluate).splitlines()
     accuracy = float(re.fullmatch(r"test accuracy (\d\.\d{4})", lines[0]).group(1))

@@ -89,12 +89,15 @@ def log_softmax(x: Array) -> Array:
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
 
 
-def mean_squared_error(y: Array, t: Array) -> Array:
+def sum_squared_error(y: Array, t: Array) -> Array:
     """``0.5 * sum((y - t)**2)`` (the book's definition: summed, not averaged)."""
     y, t = as_real_float(y, "y"), as_real_float(t, "t")
     xp = array_namespace(y, t)
     _check_same_shape(y, t)
     return 0.5 * xp.sum((y - t) ** 2)
+
+
+mean_squared_error = sum_squared_error  # the printed book's name; its repository renamed it
 
 
 def one_hot(t: Array, num_classes: int, dtype: Any) -> Array:

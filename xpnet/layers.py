@@ -33,7 +33,8 @@ from .backend import Generator, device_of, np, zeros
 from .checks import real
 from .conv_layers import Convolution, Pooling
 from .functions import (as_one_hot, cross_entropy_error, identity_function, log_softmax, mean_squared_error,
-                        relu, relu_grad, sigmoid, sigmoid_grad, softmax, softmax_loss, step_function)
+                        relu, relu_grad, sigmoid, sigmoid_grad, softmax, softmax_loss, step_function,
+                        sum_squared_error)
 from .util import col2im, im2col
 
 Array = Any
@@ -42,7 +43,7 @@ __all__ = ["Slot", "Relu", "Sigmoid", "Affine", "MatMul", "Softmax", "SoftmaxWit
            "Convolution", "Pooling",
            # what the book's ``from common.layers import *`` also gives: its functions, im2col/col2im, np
            "identity_function", "step_function", "sigmoid", "sigmoid_grad", "relu", "relu_grad", "softmax",
-           "mean_squared_error", "cross_entropy_error", "softmax_loss", "im2col", "col2im", "np"]
+           "sum_squared_error", "mean_squared_error", "cross_entropy_error", "softmax_loss", "im2col", "col2im", "np"]
 
 
 class Relu:

@@ -31,11 +31,11 @@ def check_values(x_name: str, x: Array, t_name: str, t: Array | None, classes: i
         if bool(xp.any(bad)):
             raise ValueError(f"{x_name}: row {int(xp.argmax(xp.astype(bad, xp.int8)))} holds NaN or inf "
                              f"(as {x.dtype}); the data must be finite")
-    try:
-        if t is not None:
+    if t is not None:
+        try:
             check_labels(t, classes)
-    except ValueError as exc:
-        raise ValueError(f"{t_name}: {str(exc).removeprefix('t: ')} (the model has {classes} outputs)") from None
+        except ValueError as exc:
+            raise ValueError(f"{t_name}: {str(exc).removeprefix('t: ')} (the model has {classes} outputs)") from None
 
 
 def check_batches(has_buffers: bool, train_size: int, batch_size: int, sampling: str) -> None:

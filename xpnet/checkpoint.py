@@ -70,16 +70,15 @@ def save(loop: Any, path: PathLike) -> None:
     check_checkpointable(loop.optimizer)
     loop.flush()
     state, best = loop.optimizer.state_dict(), None if loop.best is None else loop.best.record
-    arrays = {key: value for key, value in loop.arrays().items() if is_array_api_obj(value)}
-    arrays.update({f"optimizer/{key}": value for key, value in state.items() if is_array_api_obj(value)})
-    arrays.update({f"best/{key}": value for key, value in (loop.best.state if best else {}).items()})
-    arrays.update({} if getattr(loop.sampler, "order", None) is None else {"sampler/order": loop.sampler.order})
+    arrays = {**loop.arrays(), **{f"optimizer/{key}": value for key, value in state.items()},
+              **{f"best/{key}": value for key, value in (loop.best.state if best else {}).items()},
+              "sampler/order": getattr(loop.sampler, "order", None)}
     meta = {"format": FORMAT, **{key: getattr(loop, key) for key in _COUNTERS}, "history": loop.history,
             "optimizer": {"class": type(loop.optimizer).__name__,
                           "scalars": {key: value for key, value in state.items() if not is_array_api_obj(value)}},
             "rng": loop.rng.state, "generators": {name: gen.state for name, gen in loop.generators.items()},
             "best": best, "time_idx": getattr(loop.sampler, "time_idx", 0)}
-    arrays = {key: to_numpy(value) for key, value in arrays.items()}
+    arrays = {key: to_numpy(value) for key, value in arrays.items() if is_array_api_obj(value)}  # unset: left out
     arrays["meta"] = to_numpy(bytearray(json.dumps(meta).encode("utf-8")))  # uint8: io keeps numbers only
     save_arrays(path, arrays)
 

@@ -27,8 +27,9 @@ from typing import Any, Sequence
 
 from . import __version__
 from .backend import DeviceError, get_device
+from .checkpoint import check_resume
+from .checks import output_files
 from .hostmem import keep_freed_host_memory
-from ._trainer_checks import check_outputs, check_resume
 from .optimizer import OPTIMIZERS
 from .datasets import DatasetError, load_fashion_mnist, load_mnist, load_mnist_sample, spiral
 from .nets import DeepConvNet, MultiLayerNet, MultiLayerNetExtend, SimpleConvNet, TwoLayerNet
@@ -91,7 +92,7 @@ def output_paths(args: argparse.Namespace) -> dict[str, str]:
     out = Path(args.out)
     named = {"--out (params.npz)": out / "params.npz", "--out (curves.png)": out / "curves.png",
              "--out (best.npz)": out / "best.npz", "--checkpoint": args.checkpoint or out / "checkpoint.npz"}
-    paths = check_outputs(named)
+    paths = output_files(named)
     found = [path for path in paths.values() if os.path.exists(path)]
     if args.resume is None and not args.overwrite and found:
         raise ValueError(f"{found[0]!r} holds a previous run: add --resume to continue it, "

@@ -1,10 +1,7 @@
-"""Checkpoints of the training loop (:class:`xpnet.loop.Loop`), one ``.npz`` written atomically:
-``params/<key>``, ``buffers/<name>`` (what layers declare ``persistent``), ``optimizer/<name>/<key>``,
-``best/...`` (the best epoch's params and buffers), ``sampler/order`` and ``meta`` (JSON as uint8:
-format, counters, history, optimizer class and scalars, random states, the best epoch's score).
-:func:`load` checks everything before it changes anything; each error is a :class:`CheckpointError`
-naming the file.
-"""
+"""Checkpoints of the training loop, one ``.npz`` written atomically: ``params/<key>``, ``buffers/<name>``,
+``optimizer/<name>/<key>``, ``best/...``, ``sampler/order`` and ``meta`` (JSON as uint8: counters, history,
+optimizer class and scalars, random states, the best score).  :func:`load` checks everything before it
+changes anything; each error is a :class:`CheckpointError` naming the file."""
 
 from __future__ import annotations
 
@@ -12,23 +9,17 @@ import json
 import os
 from typing import Any, Union
 
-from array_api_compat import array_namespace, is_array_api_obj
+from array_api_compat import is_array_api_obj
 
 from .backend import Generator, reachable, to_numpy
 from .io import load_arrays, load_json, save_arrays
 
 PathLike = Union[str, "os.PathLike[str]"]
-Array = Any
-
-__all__ = ["FORMAT", "CheckpointError", "buffers", "generators", "check_checkpointable", "save", "load",
-           "copy_state"]
+__all__ = ["FORMAT", "CheckpointError", "buffers", "generators", "check_checkpointable", "check_resume", "save",
+           "load"]
 
 FORMAT = 4
 """4: buffers named by path, the sampler's order and ``epoch_iter`` (a mid-epoch save resumes)."""
-
-_GUESSED = ("running_mean", "running_var")
-_COUNTERS = ("epoch", "iteration", "epoch_iter")
-_META = ("format", *_COUNTERS, "history", "optimizer", "rng", "generators", "best", "time_idx")
 
 
 class CheckpointError(ValueError):
@@ -36,15 +27,14 @@ class CheckpointError(ValueError):
 
 
 def buffers(network: Any) -> dict[str, tuple[Any, str]]:
-    """Non-parameter state worth saving, by path: ``path -> (owner, attribute)``.  A layer
-    declares its own (class attribute ``persistent``); for a user's class without the
-    declaration, BatchNorm's ``running_mean``/``running_var`` attributes are found by name."""
+    """Non-parameter state, ``path -> (owner, attribute)``: what a layer declares ``persistent``, else (a user's
+    class) BatchNorm's ``running_mean``/``running_var`` by name."""
     found = {}
     for path, obj in reachable(network, "network"):
         attributes = getattr(obj, "__dict__", None)
         if isinstance(attributes, dict) and not is_array_api_obj(obj):
             names = getattr(type(obj), "persistent", None)
-            names = [n for n in _GUESSED if n in attributes] if names is None else names
+            names = [n for n in ("running_mean", "running_var") if n in attributes] if names is None else names
             found.update({f"{path}.{name}": (obj, name) for name in names})
     return found
 
@@ -61,40 +51,41 @@ def check_checkpointable(optimizer: Any) -> None:
                         "state_dict()/load_state_dict(); use one of xpnet.optimizer's")
 
 
-def copy_state(loop: Any) -> dict[str, Array]:
-    """Copies, made on the params' device, of the loop's params and buffers (``params/<key>``,
-    ``buffers/<name>``): a snapshot later steps leave alone."""
-    state = {f"params/{key}": value for key, value in loop.params.items()}
-    state.update({f"buffers/{name}": getattr(owner, attr) for name, (owner, attr) in loop.buffers.items()})
-    with loop.device.activate():  # CuPy copies onto the current device
-        return {key: array_namespace(value).asarray(value, copy=True) for key, value in state.items()
-                if is_array_api_obj(value)}  # a book-style BatchNorm has none before its first pass
+def check_resume(resume: Any, checkpoint: str | None) -> str | None:
+    """The checkpoint path to resume from (``None``: start fresh); ``resume`` is a path or a bool."""
+    if resume is None or isinstance(resume, bool):
+        if resume and checkpoint is None:
+            raise ValueError("resume=True continues from the checkpoint file, but checkpoint is None")
+        return checkpoint if resume else None
+    if not isinstance(resume, (str, os.PathLike)):
+        raise TypeError(f"resume: expected a checkpoint path (str or os.PathLike) or a bool, "
+                        f"got {type(resume).__name__} {resume!r}")
+    if not os.path.isfile(resume):
+        raise FileNotFoundError(f"resume: no checkpoint file {os.fspath(resume)!r}")
+    return os.fspath(resume)
 
 
 def save(loop: Any, path: PathLike) -> None:
-    """Write the loop's whole state to ``path`` atomically (an interruption leaves any previous
-    file at ``path`` intact)."""
+    """Write the loop's whole state to ``path`` atomically (an interruption leaves a previous file intact)."""
     check_checkpointable(loop.optimizer)
     loop.flush()
-    arrays = {key: to_numpy(value) for key, value in copy_state(loop).items()}
-    state = loop.optimizer.state_dict()
-    arrays.update({f"optimizer/{key}": to_numpy(value) for key, value in state.items() if is_array_api_obj(value)})
-    scalars = {key: value for key, value in state.items() if not is_array_api_obj(value)}
-    best = None if loop.best is None else loop.best.record
-    arrays.update({f"best/{key}": to_numpy(value) for key, value in (loop.best.state if best else {}).items()})
-    arrays.update({} if loop.sampler.order is None else {"sampler/order": to_numpy(loop.sampler.order)})
+    state, best = loop.optimizer.state_dict(), None if loop.best is None else loop.best.record
+    arrays = {**loop.arrays(), **{f"optimizer/{key}": value for key, value in state.items()},
+              **{f"best/{key}": value for key, value in (loop.best.state if best else {}).items()},
+              "sampler/order": getattr(loop.sampler, "order", None)}
     meta = {"format": FORMAT, **{key: getattr(loop, key) for key in _COUNTERS}, "history": loop.history,
-            "optimizer": {"class": type(loop.optimizer).__name__, "scalars": scalars}, "rng": loop.rng.state,
-            "generators": {name: gen.state for name, gen in loop.generators.items()}, "best": best,
-            "time_idx": getattr(loop.sampler, "time_idx", 0)}
+            "optimizer": {"class": type(loop.optimizer).__name__,
+                          "scalars": {key: value for key, value in state.items() if not is_array_api_obj(value)}},
+            "rng": loop.rng.state, "generators": {name: gen.state for name, gen in loop.generators.items()},
+            "best": best, "time_idx": getattr(loop.sampler, "time_idx", 0)}
+    arrays = {key: to_numpy(value) for key, value in arrays.items() if is_array_api_obj(value)}  # unset: left out
     arrays["meta"] = to_numpy(bytearray(json.dumps(meta).encode("utf-8")))  # uint8: io keeps numbers only
     save_arrays(path, arrays)
 
 
 def load(loop: Any, path: PathLike) -> None:
-    """Validate the checkpoint at ``path`` against ``loop`` completely, then restore params (in
-    place, so layers still share them), buffers, optimizer state, counters, history, best
-    state, sampler and random states on the loop's device.  Nothing changes on error."""
+    """Validate the checkpoint at ``path`` against ``loop`` completely, then restore the whole state on the
+    loop's device (params in place).  Nothing changes on error."""
     check_checkpointable(loop.optimizer)
     where = f"checkpoint {os.fspath(path)!r}"
     try:
@@ -104,9 +95,7 @@ def load(loop: Any, path: PathLike) -> None:
     except Exception as exc:  # damaged zips, the restricted unpickler's refusals, NumPy's format errors
         raise CheckpointError(f"{where}: cannot be read, the file is damaged or not a checkpoint "
                               f"({type(exc).__name__}: {exc})") from exc
-    meta = _meta(arrays, where, loop)
-    expected = {f"params/{key}": value for key, value in loop.params.items()}
-    expected.update({f"buffers/{name}": getattr(owner, attr) for name, (owner, attr) in loop.buffers.items()})
+    meta, expected = _meta(arrays, where, loop), loop.arrays()
     if meta["best"] is not None:
         expected.update({f"best/{key}": value for key, value in expected.items()})
     saved, names = meta["optimizer"], getattr(loop.optimizer, "state_names", ())
@@ -128,17 +117,12 @@ def load(loop: Any, path: PathLike) -> None:
         _check_generator_state(name, value, where)
 
     device = loop.device
-    with device.activate():
-        for key, value in loop.params.items():
-            value[...] = device.asarray(arrays[f"params/{key}"], dtype=value.dtype)
-        for name, (owner, attr) in loop.buffers.items():
-            if f"buffers/{name}" in arrays:
-                setattr(owner, attr, device.asarray(arrays[f"buffers/{name}"]))
-        loop.optimizer.load_state_dict({k: device.asarray(v) if is_array_api_obj(v) else v for k, v in state.items()})
-        best = {key[5:]: device.asarray(value) for key, value in arrays.items() if key.startswith("best/")}
-        loop.sampler.order = None if order is None else device.asarray(order)
+    loop.load_state(arrays)
+    loop.optimizer.load_state_dict({k: device.asarray(v) if is_array_api_obj(v) else v for k, v in state.items()})
     if loop.best is not None:
+        best = {key[5:]: device.asarray(value) for key, value in arrays.items() if key.startswith("best/")}
         loop.best.record, loop.best.state = meta["best"], best or None
+    loop.sampler.order = None if order is None else device.asarray(order)
     for name, gen in loop.generators.items():
         gen.state = meta["generators"][name]
     loop.rng.state = meta["rng"]
@@ -156,6 +140,25 @@ def _count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_COUNTERS = ("epoch", "iteration", "epoch_iter")
+_META = {  # key: (check, what it must be); "rng" and "generators" states are checked on a Generator
+    **{key: (_count, "an int >= 0") for key in (*_COUNTERS, "time_idx")},
+    "history": (lambda v: isinstance(v, dict) and all(isinstance(values, list) and all(map(_number, values))
+                                                      for values in v.values()), "lists of numbers by name"),
+    "optimizer": (lambda v: isinstance(v, dict) and isinstance(v.get("class"), str) and isinstance(v.get("scalars"), dict),
+                  "{'class', 'scalars'}"),
+    "best": (lambda v: v is None or (isinstance(v, dict) and set(v) == {"epoch", "metric", "value"} and _count(v["epoch"])
+                                     and _number(v["value"]) and isinstance(v["metric"], str)),
+             "null or {'epoch', 'metric', 'value'}"),
+    "rng": (lambda v: True, "a random state"),
+    "generators": (lambda v: isinstance(v, dict), "an object"),
+}
+
+
 def _meta(arrays: dict[str, Any], where: str, loop: Any) -> dict[str, Any]:
     _require("meta" in arrays, where, "not a Trainer checkpoint (no 'meta' entry)")
     try:
@@ -166,25 +169,15 @@ def _meta(arrays: dict[str, Any], where: str, loop: Any) -> dict[str, Any]:
     _require(meta.get("format") == FORMAT, where, f"format {meta.get('format')!r}, this version of xpnet reads "
              f"{FORMAT} (a checkpoint of an earlier xpnet: start a new run, or resume with that version)")
     _require(set(_META) <= set(meta), where, f"its metadata lacks {[key for key in _META if key not in meta]}")
-    for key in (*_COUNTERS, "time_idx"):
-        _require(_count(meta[key]), where, f"metadata {key!r} must be an int >= 0, got {meta[key]!r}")
+    for key, (check, what) in _META.items():
+        _require(check(meta[key]), where, f"metadata {key!r} must be {what}, got {meta[key]!r:.80}")
     history = meta["history"]
-    _require(isinstance(history, dict) and set(history) == set(loop.history), where,
-             f"metadata 'history' must hold exactly {sorted(loop.history)}")
-    _require(all(isinstance(values, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-                 for values in history.values()), where, "metadata history must hold lists of numbers")
+    _require(set(history) == set(loop.history), where, f"metadata 'history' must hold exactly {sorted(loop.history)}")
     lengths = {"train_loss_list": meta["iteration"], **loop.history_lengths(meta["epoch"], meta["iteration"])}
     _require(all(len(history[key]) == n for key, n in lengths.items()) and meta["epoch_iter"] <= meta["iteration"],
              where, f"its history does not match its epoch {meta['epoch']} and iteration {meta['iteration']}")
-    optimizer, best = meta["optimizer"], meta["best"]
-    _require(isinstance(optimizer, dict) and isinstance(optimizer.get("class"), str)
-             and isinstance(optimizer.get("scalars"), dict), where, "metadata 'optimizer' must be {'class', 'scalars'}")
-    _require(best is None or (isinstance(best, dict) and set(best) == {"epoch", "metric", "value"} and _count(best["epoch"])
-                              and isinstance(best["value"], (int, float)) and isinstance(best["metric"], str)),
-             where, "metadata 'best' must be null or {'epoch', 'metric', 'value'}")
-    _require(best is not None or not any(key.startswith("best/") for key in arrays), where,
+    _require(meta["best"] is not None or not any(key.startswith("best/") for key in arrays), where,
              "holds a best state but its metadata has no 'best' entry")
-    _require(isinstance(meta["generators"], dict), where, "metadata 'generators' must be an object")
     return meta
 
 
@@ -192,7 +185,7 @@ def _name(dtype: Any) -> str:
     return str(dtype).rsplit(".", 1)[-1]
 
 
-def _check_arrays(arrays: dict[str, Any], expected: dict[str, Array], where: str) -> None:
+def _check_arrays(arrays: dict[str, Any], expected: dict[str, Any], where: str) -> None:
     """Every expected params/buffers/best/optimizer array is saved with its shape and dtype, and no
     other; a buffer not created yet (``None``) may be saved with any shape."""
     unset = {key for key, value in expected.items() if value is None}
@@ -212,14 +205,13 @@ def _check_generator_state(name: str, state: Any, where: str) -> None:
     try:
         _require(set(state) == {"host", "pool", "pool_used"} and _count(state["pool_used"])
                  and state["pool_used"] <= Generator.POOL_SIZE, where, f"metadata {name} is not a generator state")
-        if isinstance(state["host"], dict) and state["host"].get("bit_generator") == "MT19937":
-            kept = Generator().state  # the book's generator: NumPy's global state, put back after the trial
-            try:
-                Generator().state = state
-            finally:
+        book = isinstance(state["host"], dict) and state["host"].get("bit_generator") == "MT19937"
+        kept = Generator().state if book else None  # the book's is NumPy's global state: put it back
+        try:
+            (Generator() if book else Generator(0)).state = state
+        finally:
+            if book:
                 Generator().state = kept
-        else:
-            Generator(0).state = state
         if state["pool"] is not None:
             Generator(0).state = {"host": state["pool"], "pool": None, "pool_used": 0}
     except (TypeError, ValueError, KeyError) as exc:

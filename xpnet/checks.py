@@ -8,7 +8,7 @@ import numbers
 import os
 from typing import Any
 
-__all__ = ["positive_int", "nonnegative_int", "real", "writable_file", "one_of"]
+__all__ = ["positive_int", "nonnegative_int", "real", "writable_file", "output_files", "one_of"]
 
 
 def positive_int(name: str, value: Any) -> int:
@@ -76,6 +76,17 @@ def writable_file(name: str, path: Any) -> str:
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise ValueError(f"{name}: cannot write {text!r}: the directory {ancestor!r} is not writable")
     return text
+
+
+def output_files(paths: dict[str, Any]) -> dict[str, str | None]:
+    """Outputs (name -> path or ``None``) checked by :func:`writable_file`; two that are one real file
+    (``a.npz``, ``./a.npz``, ``x/../a.npz``, a symlink) are refused, naming both."""
+    checked, seen = {name: None if p is None else writable_file(name, p) for name, p in paths.items()}, {}
+    for name, real_path in ((name, os.path.realpath(path)) for name, path in checked.items() if path is not None):
+        if real_path in seen:
+            raise ValueError(f"{name}: {checked[name]!r} is the same file as {seen[real_path]}; each output needs its own file")
+        seen[real_path] = name
+    return checked
 
 
 def one_of(name: str, value: Any, choices: tuple[str, ...]) -> str:

@@ -1,5 +1,4 @@
-"""The training loop's services (:meth:`xpnet.loop.Loop.extend`): the best state, checkpoints,
-divergence warnings, the progress bar.  Each reads the loop's public state only."""
+"""The training loop's services (:meth:`xpnet.loop.Loop.extend`), reading the loop's public state only."""
 
 from __future__ import annotations
 
@@ -10,14 +9,14 @@ import warnings
 from typing import Any, Callable
 
 from . import checkpoint, progress
+from .checks import output_files
 
 __all__ = ["BestState", "Checkpoint", "Divergence", "DivergenceWarning", "ProgressBar"]
 
 
 class BestState:
-    """A copy (on the params' device) of the best epoch by ``score(loop) -> (metric, value)``
-    (higher is better unless the metric ends in ``loss``), written by ``write(path)`` to ``path``
-    whenever it improves.  ``record``: ``{"epoch", "metric", "value"}``; ``state``: the copy."""
+    """``state``: a copy of the best epoch by ``score(loop) -> (metric, value)`` (lower is better for a ``loss``),
+    written by ``write(path)`` when it improves; ``record``: ``{"epoch", "metric", "value"}``."""
 
     def __init__(self, score: Callable[[Any], tuple[str, float]], path: str | None, write: Callable[[str], None]):
         self.score, self.path, self.write = score, path, write
@@ -29,7 +28,7 @@ class BestState:
         best = self.record
         if best is None or best["metric"] != metric or (value < best["value"] if metric.endswith("loss")
                                                          else value > best["value"]):
-            self.record, self.state = {"epoch": loop.epoch, "metric": metric, "value": value}, checkpoint.copy_state(loop)
+            self.record, self.state = {"epoch": loop.epoch, "metric": metric, "value": value}, loop.copy_state()
             if self.path is not None:
                 self.write(self.path)
 
@@ -37,21 +36,26 @@ class BestState:
         """Put the best params and buffers back (params in place); return :attr:`record`."""
         if self.state is None:
             raise RuntimeError("restore_best: no epoch has finished yet")
-        with loop.device.activate():
-            for key, value in loop.params.items():
-                value[...] = self.state[f"params/{key}"]
-            for name, (owner, attr) in loop.buffers.items():
-                if f"buffers/{name}" in self.state:
-                    setattr(owner, attr, loop.device.xp.asarray(self.state[f"buffers/{name}"], copy=True))
+        loop.load_state(self.state)
         return dict(self.record)
 
 
 class Checkpoint:
-    """Writes the whole state to ``path`` at every epoch end (none: ``path=None``); ``last``:
-    ``(path, epoch)`` of the last file written there or resumed from."""
+    """Writes the whole state to ``outputs["checkpoint"]`` (``None``: none) at every epoch end; :meth:`start`
+    resumes from ``resume``.  ``last``: ``(path, epoch)`` last written there or resumed from."""
 
-    def __init__(self, path: str | None) -> None:
-        self.path, self.last = path, None
+    def __init__(self, optimizer: Any, resume: Any, **outputs: Any) -> None:
+        self.outputs = output_files(outputs)
+        self.path, self.last = self.outputs["checkpoint"], None
+        self.resume = checkpoint.check_resume(resume, self.path)
+        if self.path is not None or self.resume is not None:
+            checkpoint.check_checkpointable(optimizer)
+
+    def start(self, loop: Any) -> None:
+        """Resume (once) from ``resume``, unless it is the checkpoint path and no file is there yet."""
+        if self.resume is not None and (self.resume != self.path or os.path.exists(self.resume)):
+            self.load(loop, self.resume)
+        self.resume = None
 
     def save(self, loop: Any, path: str) -> None:
         checkpoint.save(loop, path)
@@ -86,9 +90,9 @@ class DivergenceWarning(RuntimeWarning):
 
 
 class Divergence:
-    """Warns when an epoch's loss is above ``LOSS_FACTOR * best + 0.5`` (the best so far, the first
-    step's included), or when ``history[accuracy]`` falls back within 10% of chance after an
-    earlier epoch got 30% of the way from chance to 1."""
+    """Warns when an epoch's loss is above ``LOSS_FACTOR * best + 0.5`` (the best so far, the first step's
+    included), or when ``history[accuracy]`` falls back within 10% of chance after an earlier epoch got
+    30% of the way from chance to 1."""
 
     LOSS_FACTOR = 3.0
 
@@ -116,8 +120,8 @@ class Divergence:
 
 
 class ProgressBar:
-    """A bar per epoch (:func:`xpnet.progress.bar`: none in a log unless ``force``) showing the last
-    loss the host has; while it shows, losses also come over every ``FLUSH_SECONDS`` (the first at once)."""
+    """A bar per epoch (:func:`xpnet.progress.bar`: none in a log unless ``force``) showing the last loss
+    the host has; while it shows, losses also come over every ``FLUSH_SECONDS`` (the first at once)."""
 
     FLUSH_SECONDS = 0.5
 

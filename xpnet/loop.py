@@ -1,9 +1,6 @@
-"""The one training loop of both books: :meth:`Loop.step` is the book's ``train_step`` (draw the batch
-as indices, one gather on the device; ``update``: gradient and optimizer step; keep the loss).  Its
-services are extensions (Chainer's ``Trainer.extend``, :mod:`xpnet.extensions`), objects with any of
-``on_epoch_start``, ``on_step``, ``on_flush``, ``on_epoch_end``, ``on_close``.  The loop keeps what no
-run may lose: losses reach the host in bulk, a NaN/inf loss stops it, Ctrl-C stops between two steps.
-"""
+"""The one training loop of both books; :meth:`Loop.step` is the book's ``train_step``.  Services are
+extensions (:mod:`xpnet.extensions`) with any of ``on_epoch_start``, ``on_step``, ``on_flush``,
+``on_epoch_end``, ``on_close``.  Losses reach the host in bulk; NaN/inf stops; Ctrl-C stops between steps."""
 
 from __future__ import annotations
 
@@ -13,7 +10,9 @@ import signal
 import threading
 from typing import Any, Callable, Iterator
 
-from .backend import Device, Generator, to_numpy
+from array_api_compat import is_array_api_obj
+
+from .backend import Device, Generator, copy, on_own_device, to_numpy
 
 Array = Any
 __all__ = ["Loop", "Replacement", "Shuffle", "Sequential", "at_step_boundary"]
@@ -22,10 +21,8 @@ FLUSH_EVERY = 50  # most steps whose losses wait on the device for one bulk tran
 
 
 class Replacement:
-    """The first book's draws: ``batch_size`` indices with replacement per step (on NumPy
-    without a seed, ``np.random.choice(n, batch_size)``)."""
-
-    order = None
+    """Book 1's draws, ``batch_size`` indices with replacement (``np.random.choice``); samplers run in
+    :meth:`Loop.step`, with the loop's device current."""
 
     def __init__(self, n: int, batch_size: int, rng: Generator, device: Device) -> None:
         self.n, self.batch_size, self.rng, self.device = n, batch_size, rng, device
@@ -35,34 +32,28 @@ class Replacement:
 
 
 class Shuffle(Replacement):
-    """A permutation per epoch, read in order (the last partial batch kept unless ``drop_last``).
-    ``cumulative``: each epoch permutes the last one's order, as book 2's ``fit`` permutes its data."""
+    """A permutation per epoch read in order; ``cumulative``: permute the last one (book 2's ``fit``)."""
 
     def __init__(self, n: int, batch_size: int, rng: Generator, device: Device, *, cumulative: bool = False) -> None:
         super().__init__(n, batch_size, rng, device)
-        self.cumulative = cumulative
+        self.cumulative, self.order = cumulative, None
 
     def indices(self, epoch_iter: int) -> Array:
         if epoch_iter == 0 or self.order is None:
             perm = self.rng.permutation(self.n, device=self.device)
-            with self.device.activate():
-                self.order = self.device.xp.take(self.order, perm) if self.cumulative and self.order is not None \
-                    else perm
+            keep = self.cumulative and self.order is not None
+            self.order = self.device.xp.take(self.order, perm) if keep else perm
         start = epoch_iter * self.batch_size
         return self.order[start:min(start + self.batch_size, self.n)]
 
 
 class Sequential:
-    """Book 2's ``RnnlmTrainer.get_batch``: row ``i`` reads from offset ``i * (n // batch_size)``
-    on, ``time_size`` steps at a time, wrapping around; one ``(batch_size, time_size)`` index array."""
-
-    order = None
+    """Book 2's ``get_batch``: ``(batch_size, time_size)`` indices, row ``i`` from ``i * (n // batch_size)`` on, wrapping."""
 
     def __init__(self, n: int, batch_size: int, time_size: int, device: Device) -> None:
-        xp, self.n, self.time_size, self.time_idx = device.xp, n, time_size, 0
-        with device.activate():
-            rows = xp.arange(batch_size, dtype=xp.int64, device=device.native) * (n // batch_size)
-            self.base = rows[:, None] + xp.arange(time_size, dtype=xp.int64, device=device.native)[None, :]
+        self.n, self.time_size, self.time_idx, jump = n, time_size, 0, n // batch_size
+        self.base = device.asarray([[i * jump + j for j in range(time_size)] for i in range(batch_size)],
+                                   dtype=device.xp.int64)
 
     def indices(self, epoch_iter: int) -> Array:
         self.time_idx += self.time_size
@@ -71,9 +62,8 @@ class Sequential:
 
 @contextlib.contextmanager
 def at_step_boundary() -> Iterator[Any]:
-    """Defer the first SIGINT to the next step boundary (a KeyboardInterrupt at any bytecode could
-    leave a half-written bar or file); a second one interrupts at once.  Main thread only, and
-    only over Python's default handler (a user's own handler is left alone)."""
+    """Defer the first SIGINT to the next step (not mid-write); a second interrupts at once.  Main
+    thread only, over Python's default handler (a user's own is left alone)."""
     stop = type("Stop", (), {"requested": False})()
     if threading.current_thread() is not threading.main_thread() \
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
@@ -92,16 +82,11 @@ def at_step_boundary() -> Iterator[Any]:
 
 
 class Loop:
-    """``update(x_batch, t_batch) -> loss`` on batches of ``(x, t)`` drawn by ``sampler``, for
-    ``max_iter`` steps; an epoch ends every ``iter_per_epoch`` steps (``book_phase``: after steps
-    ``1, 1 + ipe, ...``, where the first book's Trainer evaluates).
-
-    Public state, for extensions and checkpoints: ``epoch``, ``iteration`` (finished), ``epoch_iter``
-    (steps into this epoch), ``epoch_steps`` (of the epoch that just ended), ``history`` (lists of
-    floats; ``train_loss_list`` has every step's loss; ``history_lengths(epoch, iteration)`` says how
-    long the others are), ``params`` (name -> array), ``buffers`` (name -> ``(owner, attribute)``),
-    ``optimizer``, ``generators``, ``rng``, ``sampler``, ``best``, ``stop_message(loop)``.
-    """
+    """``update(x_batch, t_batch) -> loss`` on ``sampler``'s batches of ``(x, t)`` for ``max_iter`` steps;
+    an epoch ends every ``iter_per_epoch`` steps (``book_phase``: after steps ``1, 1 + ipe, ...``).  Public
+    state: ``epoch``, ``iteration``, ``epoch_iter``, ``epoch_steps``, ``history`` (``train_loss_list``:
+    every step's; ``history_lengths(epoch, iteration)``: the others'), ``params``, ``buffers`` (name ->
+    ``(owner, attribute)``), ``optimizer``, ``generators``, ``rng``, ``sampler``, ``best``, ``stop_message``."""
 
     def __init__(self, update: Callable[[Array, Array], Array], x: Array, t: Array, *, device: Device,
                  sampler: Any, rng: Generator, iter_per_epoch: float, max_iter: int, params: dict[str, Array],
@@ -119,6 +104,7 @@ class Loop:
         self._pending: list[Array] = []
 
     def extend(self, extension: Any) -> Any:
+        """Add ``extension``; return it."""
         self.extensions.append(extension)
         return extension
 
@@ -133,20 +119,38 @@ class Loop:
         self.history = {key: [float(v) for v in values] for key, values in history.items()}
         self._pending.clear()
 
+    def arrays(self) -> dict[str, Array]:
+        """Params and buffers by checkpoint key, ``params/<key>`` and ``buffers/<name>`` (unset: ``None``)."""
+        return {**{f"params/{key}": value for key, value in self.params.items()},
+                **{f"buffers/{name}": getattr(owner, attr) for name, (owner, attr) in self.buffers.items()}}
+
+    def copy_state(self) -> dict[str, Array]:
+        """Copies of :meth:`arrays` on their device, a snapshot later steps leave alone (unset buffers left out)."""
+        return {key: copy(value) for key, value in self.arrays().items() if is_array_api_obj(value)}
+
+    @on_own_device
+    def load_state(self, state: dict[str, Array]) -> None:
+        """Put :meth:`arrays`' entries of ``state`` back: params in place (layers share them), buffers as copies."""
+        for key, value in self.params.items():
+            value[...] = self.device.asarray(state[f"params/{key}"], dtype=value.dtype)
+        for name, (owner, attr) in self.buffers.items():
+            if f"buffers/{name}" in state:
+                setattr(owner, attr, copy(self.device.asarray(state[f"buffers/{name}"])))
+
     @property
     def finished(self) -> bool:
         return self.iteration >= self.max_iter
 
+    @on_own_device
     def step(self) -> None:
         """One step; an epoch's end fires ``on_epoch_end`` once its losses are on the host."""
         if self.epoch_iter == 0:
             self.fire("on_epoch_start")
         xp, idx = self.device.xp, self.sampler.indices(self.epoch_iter)
-        with self.device.activate():
-            flat = xp.reshape(idx, (-1,))
-            x_batch = xp.reshape(xp.take(self.x, flat, axis=0), (*idx.shape, *self.x.shape[1:]))
-            t_batch = xp.reshape(xp.take(self.t, flat, axis=0), (*idx.shape, *self.t.shape[1:]))
-            self._pending.append(self.device.asarray(self.update(x_batch, t_batch)))
+        flat = xp.reshape(idx, (-1,))
+        x_batch = xp.reshape(xp.take(self.x, flat, axis=0), (*idx.shape, *self.x.shape[1:]))
+        t_batch = xp.reshape(xp.take(self.t, flat, axis=0), (*idx.shape, *self.t.shape[1:]))
+        self._pending.append(self.device.asarray(self.update(x_batch, t_batch)))
         self.iteration, self.epoch_iter = self.iteration + 1, self.epoch_iter + 1
         self.fire("on_step")
         if (self.iteration - 1) % self.iter_per_epoch == 0 if self.book_phase else self.epoch_iter == self.iter_per_epoch:
@@ -156,13 +160,13 @@ class Loop:
         elif len(self._pending) >= FLUSH_EVERY:
             self.flush()
 
+    @on_own_device
     def flush(self) -> list[float]:
         """Move the losses still on the device to ``history`` in one transfer and return them;
         ``FloatingPointError`` (plus ``stop_message``) at the first NaN/inf."""
         if not self._pending:
             return []
-        with self.device.activate():
-            values = to_numpy(self.device.xp.stack(self._pending)).tolist()
+        values = to_numpy(self.device.xp.stack(self._pending)).tolist()
         self._pending.clear()
         losses = self.history["train_loss_list"]
         bad = next((k for k, value in enumerate(values) if not math.isfinite(value)), None)

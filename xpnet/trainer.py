@@ -1,13 +1,14 @@
-"""The book's ``common/trainer.py``, a front-end of the one training loop (:mod:`xpnet.loop`)::
+"""The book's ``common/trainer.py``, a front-end of the one loop (:mod:`xpnet.loop`)::
 
-    trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=10, optimizer="Adam",
-                      device="auto", validation_split=0.1, checkpoint="run/ck.npz", best_checkpoint="run/best.npz")
-    trainer.train()
-    net.load_params("run/best.npz")          # the best epoch: by validation accuracy, never by the test set
+    trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=10, optimizer="Adam", device="auto",
+                      validation_split=0.1, checkpoint="run/ck.npz", best_checkpoint="run/best.npz")
+    history = trainer.train()
+    net.load_params("run/best.npz")          # the best epoch's parameters
 
-``sampling="replacement"`` (default) is the book's: a draw with replacement per step (on NumPy without
-``seed``, ``np.random.choice``), ``max(train_size / batch, 1)`` steps per epoch, accuracy measured after
-each epoch's first step.  ``sampling="shuffle"``: an epoch is one shuffled pass, measured at its end.
+Beyond the book: ``device``; checks before the first step; a NaN/inf loss stops; ``checkpoint``/``resume``;
+the best epoch (by validation accuracy with ``validation_split``, else by training loss; never by the test
+set) is kept; Ctrl-C says how to resume.  ``sampling="replacement"`` is the book's (accuracy after each
+epoch's first step); ``"shuffle"``: an epoch is one shuffled pass, measured at its end.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ import warnings
 from types import SimpleNamespace
 from typing import Any, Callable, Mapping, Union
 
+from array_api_compat import is_array_api_obj
+
 from . import checkpoint as _checkpoint
-from ._trainer_checks import (DEFAULT_OPTIMIZER_PARAM as _DEFAULT_OPTIMIZER_PARAM, check_batches, check_data,
-                              check_network, check_outputs, check_pair, check_resume, make_folders, make_optimizer)
-from .backend import DeviceLike, Generator, cuda_available, get_device, to_device
-from .checks import one_of, positive_int, real
+from ._trainer_checks import (DEFAULT_OPTIMIZER_PARAM as _DEFAULT_OPTIMIZER_PARAM, check_batches, check_network,
+                              check_values, make_folders, make_optimizer)
+from .backend import DeviceLike, Generator, cuda_available, get_device, on_own_device, to_device
+from .checks import one_of, output_files, positive_int, real
 from .extensions import BestState, Checkpoint, Divergence, DivergenceWarning, ProgressBar
 from .io import save_arrays
 from .loop import Loop, Replacement, Shuffle
@@ -48,13 +51,10 @@ def format_epoch_line(history: Mapping[str, list[float]], epochs: int, *, measur
 
 
 class Trainer:
-    """Trains ``network`` (the book's ``params``, ``gradient``, ``loss``, ``predict``, ``accuracy``)
-    on ``(x_train, t_train)``; positional arguments are the book's (``optimizer``: a name built with
-    ``optimizer_param``, or an instance).  Keyword-only: ``device``; ``seed`` (of the draws; ``None``:
-    the book's); ``sampling``; ``validation_split`` (the fraction of the training rows, from their end,
+    """Trains the book's ``network`` on ``(x_train, t_train)`` with the book's positional arguments.  Keyword-only:
+    ``device``; ``seed`` (``None``: the book's draws); ``sampling``; ``validation_split`` (the last rows' fraction,
     held out to choose the best epoch); ``progress`` (``None``: a bar where one suits; a bool; or
-    ``progress(history)`` after each epoch); ``checkpoint``, ``best_checkpoint``, ``resume`` (a path, or
-    ``True``: ``checkpoint`` if it exists); ``eval_batch_size``."""
+    ``progress(history)``); ``checkpoint``, ``best_checkpoint``, ``resume`` (a path, or ``True``); ``eval_batch_size``."""
 
     def __init__(self, network: Any, x_train: Array, t_train: Array, x_test: Array | None, t_test: Array | None,
                  epochs: int = 20, mini_batch_size: int = 100, optimizer: Any = "SGD",
@@ -65,28 +65,23 @@ class Trainer:
                  checkpoint: PathLike | None = None, best_checkpoint: PathLike | None = None,
                  resume: PathLike | bool | None = None, eval_batch_size: int = 1000) -> None:
         self.device = get_device(device)
-        auto_cpu = isinstance(device, str) and device == "auto" and self.device.name == "cpu"
         self.device_note = f" (auto: {'the GPU did not answer' if cuda_available() else 'no CuPy with a GPU'})" \
-            if auto_cpu else ""
-        self.epochs, self.batch_size = positive_int("epochs", epochs), positive_int("mini_batch_size", mini_batch_size)
-        self.eval_batch_size = positive_int("eval_batch_size", eval_batch_size)
+            if isinstance(device, str) and device == "auto" and self.device.name == "cpu" else ""
+        self.epochs, self.batch_size, self.eval_batch_size = (positive_int(name, value) for name, value in (
+            ("epochs", epochs), ("mini_batch_size", mini_batch_size), ("eval_batch_size", eval_batch_size)))
         self.evaluate_sample_num_per_epoch = None if evaluate_sample_num_per_epoch is None else \
             positive_int("evaluate_sample_num_per_epoch", evaluate_sample_num_per_epoch)
         self.sampling = one_of("sampling", sampling, ("replacement", "shuffle"))
         split = real("validation_split", validation_split, low=0.0, high=1.0, high_open=True)
         if not (progress is None or isinstance(progress, bool) or callable(progress)):
             raise TypeError(f"progress: expected None, a bool or a callable, got {type(progress).__name__}")
-        outputs = check_outputs({"checkpoint": checkpoint, "best_checkpoint": best_checkpoint})
-        self.checkpoint, self.best_checkpoint = outputs["checkpoint"], outputs["best_checkpoint"]
-        resume = check_resume(resume, self.checkpoint)
         self.optimizer = make_optimizer(optimizer, optimizer_param)
-        if self.checkpoint is not None or resume is not None:
-            _checkpoint.check_checkpointable(self.optimizer)
-        check_network(network)
+        self._saver = Checkpoint(self.optimizer, resume, checkpoint=checkpoint, best_checkpoint=best_checkpoint)
+        self.checkpoint, self.best_checkpoint = self._saver.path, self._saver.outputs["best_checkpoint"]
+        check_network(network, ("gradient", "loss", "predict", "accuracy"), dict)
         self.network, self.optimizer = to_device(network, self.device), to_device(self.optimizer, self.device)
         self.dtype = next(iter(network.params.values())).dtype
-        data = check_data(network, self.device, self.dtype, x_train, t_train, x_test, t_test, split)
-        self.x_train, self.t_train, self.x_val, self.t_val, self.x_test, self.t_test, self.num_classes = data
+        self._check_data(x_train, t_train, x_test, t_test, split)
         self.train_size, buffers = int(self.x_train.shape[0]), _checkpoint.buffers(network)
         check_batches(bool(buffers), self.train_size, self.batch_size, self.sampling)
         self.verbose, self.progress, self.rng, self.final_test_acc = verbose, progress, Generator(seed), None
@@ -111,11 +106,10 @@ class Trainer:
         loop.extend(Divergence("val_acc_list" if self.x_val is not None else "train_acc_list", self.num_classes,
                                getattr(self.optimizer, "lr", None)))
         loop.best = loop.extend(BestState(self._score, self.best_checkpoint, self._write_best))
-        self._saver = loop.extend(Checkpoint(self.checkpoint))
+        loop.extend(self._saver)
         loop.extend(SimpleNamespace(on_epoch_end=self._report_epoch))
-        make_folders(outputs)
-        if resume is not None and (resume != self.checkpoint or os.path.exists(resume)):
-            self.load_checkpoint(resume)
+        make_folders(self._saver.outputs)
+        self._saver.start(loop)
 
     def __repr__(self) -> str:
         return (f"Trainer({type(self.network).__name__}, {self.train_size} training samples, epoch {self.current_epoch}"
@@ -150,12 +144,11 @@ class Trainer:
             print(f"test acc:{self.final_test_acc} (all {int(self.x_test.shape[0]):,} test images)")
         return self.history
 
+    @on_own_device
     def evaluate(self, x: Array, t: Array) -> float:
         """Accuracy on ``(x, t)`` from any array library and device (``t`` checked as the training labels)."""
         move = not isinstance(self.network, Net)  # xpnet's nets move (and chunk) the batches themselves
-        x, t = check_pair("x", x, "t", t, tuple(self.x_train.shape[1:]), self.num_classes, self.device, self.dtype,
-                          move_x=move)
-        return self._accuracy(x, t, None)
+        return self._accuracy(*self._pair("x", x, "t", t, tuple(self.x_train.shape[1:]), move_x=move), None)
 
     current_epoch = property(lambda self: self.loop.epoch, doc="Finished epochs.")
     current_iter = property(lambda self: self.loop.iteration, doc="Finished steps.")
@@ -176,7 +169,7 @@ class Trainer:
 
     def save_checkpoint(self, path: PathLike) -> None:
         """Write the whole training state to ``path`` atomically, at any step (mid-epoch resumes there)."""
-        outputs = check_outputs({"path": path, "best_checkpoint": self.best_checkpoint})
+        outputs = output_files({"path": path, "best_checkpoint": self.best_checkpoint})
         make_folders(outputs)
         self._saver.save(self.loop, outputs["path"])
 
@@ -193,20 +186,64 @@ class Trainer:
                                None if held is None else int(held.shape[0]))
         return plot_history(history, path, train_label=accuracy_label("train", limit, self.train_size), test_label=label)
 
+    @on_own_device
+    def _check_data(self, x_train: Any, t_train: Any, x_test: Any, t_test: Any, split: float) -> None:
+        """The checked data on the device (``x_val``: the last ``split`` of the training rows), ``num_classes``."""
+        if (x_test is None) != (t_test is None):
+            raise ValueError("x_test, t_test: give both or neither (None: no test evaluation)")
+        network, x_train = self.network, self.device.asarray(x_train, dtype=self.dtype)
+        if x_train.ndim < 1 or x_train.shape[0] == 0:
+            raise ValueError(f"x_train: empty (shape {tuple(x_train.shape)}); the Trainer needs at least one sample")
+        shape, first = tuple(x_train.shape[1:]), next(iter(network.params.values()))
+        if hasattr(network, "check_input"):  # xpnet's nets name the fix for the whole array's shape
+            network.check_input(x_train, "x_train")
+        try:
+            scores = network.predict(x_train[:1, ...])
+        except Exception as exc:
+            expects = f" (it expects {first.shape[0]} features per sample)" if first.ndim == 2 else ""
+            raise ValueError(f"x_train: samples of shape {shape} do not fit the network{expects}: {exc}") from exc
+        if scores.ndim != 2 or scores.shape[0] != 1:
+            raise ValueError(f"network.predict: expected scores (1, classes) for one sample, got {tuple(scores.shape)}")
+        self.num_classes = int(scores.shape[1])
+        x_train, t_train = self._pair("x_train", x_train, "t_train", t_train, shape)
+        self.x_test, self.t_test = (None, None) if x_test is None else self._pair("x_test", x_test, "t_test", t_test, shape)
+        n, held = int(x_train.shape[0]), int(int(x_train.shape[0]) * split)
+        if split and not 0 < held < n:
+            raise ValueError(f"validation_split: {split} of {n} training samples holds out {held}; "
+                             "choose a fraction that leaves samples on both sides")
+        self.x_val, self.t_val = (x_train[n - held:, ...], t_train[n - held:, ...]) if held else (None, None)
+        self.x_train, self.t_train = x_train[:n - held, ...], t_train[:n - held, ...]
+
+    def _pair(self, x_name: str, x: Any, t_name: str, t: Any, shape: tuple[int, ...], *,
+              move_x: bool = True) -> tuple[Array, Array]:
+        """``(x, t)`` checked (one label per sample, samples of ``shape``, :func:`check_values`); ``t`` on the
+        device (one-hot in the params' dtype, ``(N, 1)`` as ``(N,)``), ``x`` too when ``move_x``."""
+        x = self.device.asarray(x, dtype=self.dtype) if move_x or not is_array_api_obj(x) else x
+        t, classes = self.device.asarray(t), self.num_classes
+        if x.ndim < 1 or x.shape[0] == 0:
+            raise ValueError(f"{x_name}: empty (shape {tuple(x.shape)}); expected at least one sample")
+        if t.ndim < 1 or t.shape[0] != x.shape[0]:
+            raise ValueError(f"{t_name}: expected {x.shape[0]} labels (one per row of {x_name}), got shape {tuple(t.shape)}")
+        if tuple(x.shape[1:]) != shape:
+            raise ValueError(f"{x_name}: expected samples of shape {shape} (as x_train), got {tuple(x.shape[1:])}")
+        check_values(x_name, x, t_name, t, classes)
+        one_hot = t.ndim == 2 and t.shape[1] == classes and classes > 1
+        return x, self.device.asarray(t, dtype=self.dtype) if one_hot else self.device.xp.reshape(t, (-1,))
+
     def _records(self, key: str) -> bool:
-        if key == "test_acc_list":
-            return self.x_test is not None and self.x_val is None
-        return key != "val_acc_list" or self.x_val is not None
+        """Whether the history gets ``key`` every epoch (the test set only without a validation split)."""
+        return {"test_acc_list": self.x_test is not None and self.x_val is None,
+                "val_acc_list": self.x_val is not None}.get(key, True)
 
     def _score(self, loop: Loop) -> tuple[str, float]:
-        return ("val_acc", loop.history["val_acc_list"][-1]) if self.x_val is not None else \
-            ("train_loss", loop.history["epoch_loss"][-1])
+        key = "val_acc" if self.x_val is not None else "train_loss"
+        return key, loop.history["val_acc_list" if self.x_val is not None else "epoch_loss"][-1]
 
     def _write_best(self, path: str) -> None:
-        """The best parameters as :meth:`Net.save_params` writes them (``net.load_params(path)`` reads them)."""
+        """The best parameters as :meth:`Net.save_params` writes them."""
         if isinstance(self.network, Net):
             return self.network.save_params(path)
-        save_arrays(path, {key.partition("/")[2]: value for key, value in _checkpoint.copy_state(self.loop).items()})
+        save_arrays(path, {key.partition("/")[2]: value for key, value in self.loop.copy_state().items()})
 
     def _stop_message(self, loop: Loop) -> str:
         lr, last = getattr(self.optimizer, "lr", None), self.last_checkpoint
@@ -216,12 +253,11 @@ class Trainer:
              if last else "")
 
     def _accuracy(self, x: Array, t: Array, limit: int | None) -> float:
-        """``network.accuracy`` over the first ``limit`` samples (all: ``None``), one call."""
+        """``network.accuracy`` over the first ``limit`` samples (all: ``None``), with the device current."""
         x, t = (x[:limit, ...], t[:limit, ...]) if limit is not None and limit < int(x.shape[0]) else (x, t)
-        with self.device.activate():
-            if isinstance(self.network, Net):
-                return float(self.network.accuracy(x, t, batch_size=self.eval_batch_size))
-            return float(self.network.accuracy(x, t))
+        if isinstance(self.network, Net):
+            return float(self.network.accuracy(x, t, batch_size=self.eval_batch_size))
+        return float(self.network.accuracy(x, t))
 
     def _evaluate_epoch(self, loop: Loop) -> None:
         """Accuracies, the epoch's mean loss, time and speed into the history."""

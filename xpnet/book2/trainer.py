@@ -1,13 +1,8 @@
-"""The second book's ``common/trainer.py``: ``Trainer(model, optimizer).fit(x, t, ...)`` and
-``RnnlmTrainer(model, optimizer).fit(xs, ts, ...)``, front-ends of the one loop (:mod:`xpnet.loop`).
-The model is the book's: ``forward(x, t)`` returns the loss, ``backward()`` fills the ``grads`` list.
-
-Beyond the book (keyword-only): ``device`` (``None``: ``"cuda"`` when ``config.GPU``, else where the
-params are; model, optimizer state and data move there once, each batch is one gather there);
-``checkpoint=`` (written at each epoch end) and ``resume=``; ``seed`` (``None``: the book's draws,
-``np.random.permutation`` on NumPy, cumulative as the book permutes its data in place).  ``fit``
-refuses NaN/inf in ``x`` and out-of-range labels (when the model has ``predict``), a NaN/inf loss
-stops it, Ctrl-C says how to resume.  An RNN's hidden state is not saved: it restarts from zeros.
+"""The second book's ``Trainer(model, optimizer).fit(x, t, ...)`` and ``RnnlmTrainer(...).fit(xs, ts, ...)``,
+front-ends of the one loop (:mod:`xpnet.loop`) for models whose ``forward(x, t)`` returns the loss.
+Beyond the book (keyword-only): ``device`` (``None``: ``"cuda"`` when ``config.GPU``, else the params'),
+``checkpoint=``/``resume=``, ``seed`` (``None``: the book's draws).  ``fit`` refuses NaN/inf data and bad
+labels, stops on a NaN/inf loss, and on Ctrl-C says how to resume (an RNN's hidden state restarts from zeros).
 """
 
 from __future__ import annotations
@@ -18,11 +13,10 @@ import time
 from typing import Any, Callable
 
 from .. import checkpoint as _checkpoint
-from .._trainer_checks import check_outputs, check_resume, first_nonfinite_row, make_folders
-from ..backend import DeviceLike, Generator, device_of, get_device, to_device
+from .._trainer_checks import check_network, check_values, make_folders
+from ..backend import DeviceLike, Generator, device_of, get_device, on_own_device, to_device
 from ..checks import positive_int, real
 from ..extensions import Checkpoint
-from ..functions import check_labels
 from ..loop import Loop, Sequential, Shuffle
 from . import config
 from .grads import clip_grads, merge_shared, remove_duplicate, shared_pairs
@@ -38,30 +32,21 @@ class Trainer:
 
     def __init__(self, model: Any, optimizer: Any, *, device: DeviceLike | None = None, seed: int | None = None,
                  checkpoint: str | os.PathLike | None = None, resume: str | os.PathLike | bool | None = None) -> None:
-        for name in ("forward", "backward"):
-            if not callable(getattr(model, name, None)):
-                raise TypeError(f"model: expected a model with forward() and backward(), {type(model).__name__} "
-                                f"has no {name}()")
-        if not isinstance(getattr(model, "params", None), (list, tuple)) or not model.params:
-            raise TypeError(f"model: expected params as a non-empty list of arrays, got {getattr(model, 'params', None)!r}")
+        check_network(model, ("forward", "backward"), (list, tuple), "model")
         if not callable(getattr(optimizer, "update", None)):
             raise TypeError(f"optimizer: expected an object with update(params, grads), got {type(optimizer).__name__}")
-        outputs = check_outputs({"checkpoint": checkpoint})
-        self.checkpoint, self.resume = outputs["checkpoint"], check_resume(resume, outputs["checkpoint"])
-        if self.checkpoint is not None or self.resume is not None:
-            _checkpoint.check_checkpointable(optimizer)
+        self._saver = Checkpoint(optimizer, resume, checkpoint=checkpoint)
         self.device = get_device(device if device is not None else "cuda" if config.GPU else device_of(model.params[0]))
         self.model, self.optimizer = to_device(model, self.device), to_device(optimizer, self.device)
-        make_folders(outputs)
+        make_folders(self._saver.outputs)
         self.rng, self.loss_list, self.eval_interval, self.current_epoch = Generator(seed), [], None, 0
         self.loop: Loop | None = None
-        self._saver = Checkpoint(self.checkpoint)
 
+    @on_own_device
     def fit(self, x: Array, t: Array, max_epoch: int = 10, batch_size: int = 32,
             max_grad: float | None = None, eval_interval: int | None = 20) -> None:
-        """``max_epoch`` passes over ``(x, t)`` in shuffled batches (the last partial one dropped, as
-        in the book); every ``eval_interval`` steps, the book's line, and the mean loss since the last
-        one appended to ``loss_list``.  ``max_grad``: clip the gradients' total norm (:func:`clip_grads`)."""
+        """``max_epoch`` passes over ``(x, t)`` in shuffled batches (a last partial one dropped); every
+        ``eval_interval`` steps the book's line and the mean loss into ``loss_list``; ``max_grad``: :func:`clip_grads`."""
         batch_size = positive_int("batch_size", batch_size)
         x, t = self._data(x, t, lambda data: data[:1, ...])
         if x.shape[0] < batch_size:
@@ -71,26 +56,19 @@ class Trainer:
                   lambda loss: loss)
 
     def _data(self, x: Any, t: Any, probe: Callable[[Array], Array]) -> tuple[Array, Array]:
-        """``x`` and ``t`` on the device once (floating ``x`` in the params' dtype), checked: a label
-        per sample, no NaN/inf, labels in range of ``model.predict(probe(x))`` when there is one."""
+        """``x``, ``t`` on the device (floating ``x`` in the params' dtype), checked against ``model.predict(probe(x))``."""
         x, t = self.device.asarray(x), self.device.asarray(t)
         if x.ndim == 0 or t.ndim == 0 or x.shape[0] != t.shape[0]:
             raise ValueError(f"x, t: expected one label per sample, got shapes {tuple(x.shape)} and {tuple(t.shape)}")
         if self.device.xp.isdtype(x.dtype, "real floating"):
             x = self.device.asarray(x, dtype=self.model.params[0].dtype)
-        row = first_nonfinite_row(x)
-        if row is not None:
-            raise ValueError(f"x: row {row} holds NaN or inf (as {x.dtype}); the data must be finite")
+        classes = 0
         if callable(getattr(self.model, "predict", None)):
-            with self.device.activate():
-                classes = int(self.model.predict(probe(x)).shape[-1])
+            classes = int(self.model.predict(probe(x)).shape[-1])
             if callable(getattr(self.model, "reset_state", None)):
                 self.model.reset_state()
-            try:
-                if t.ndim == 1 or (t.ndim == 2 and t.shape[1] == classes):
-                    check_labels(t, classes)
-            except ValueError as exc:
-                raise ValueError(f"t: {str(exc).removeprefix('t: ')} (the model has {classes} outputs)") from None
+        labels = classes and (t.ndim == 1 or (t.ndim == 2 and t.shape[1] == classes))
+        check_values("x", x, "t", t if labels else None, classes)
         return x, t
 
     def _run(self, x: Array, t: Array, sampler: Any, max_iters: int, max_epoch: int, max_grad: float | None,
@@ -117,9 +95,7 @@ class Trainer:
                                 generators=_checkpoint.generators(model))
         loop.extend(_Lines(self, values, transform, max_iters))
         loop.extend(self._saver)
-        if self.resume is not None and (self.resume != self.checkpoint or os.path.exists(self.resume)):
-            self._saver.load(loop, self.resume)
-            self.resume = None
+        self._saver.start(loop)
         loop.run(lambda lp: self._saver.interrupted(lp, f"interrupted during epoch {self.current_epoch + lp.epoch + 1}",
                                                     lambda path: f"continue with resume={path!r}"))
         self.current_epoch += loop.epoch
@@ -128,12 +104,12 @@ class Trainer:
         """Plot ``loss_list`` (``ppl_list``) against steps (x ``eval_interval``), as the book does."""
         import matplotlib.pyplot as plt
 
-        values, name = getattr(self, self.PLOTTED[0]), self.PLOTTED[1]
+        values = getattr(self, self.PLOTTED[0])
         if ylim is not None:
             plt.ylim(*ylim)
         plt.plot(range(len(values)), values, label="train")
         plt.xlabel(f"iterations (x{self.eval_interval})")
-        plt.ylabel(name)
+        plt.ylabel(self.PLOTTED[1])
         plt.show()
 
 
@@ -149,10 +125,11 @@ class RnnlmTrainer(Trainer):
 
     time_idx = property(lambda self: 0 if self.loop is None else self.loop.sampler.time_idx)
 
+    @on_own_device
     def fit(self, xs: Array, ts: Array, max_epoch: int = 10, batch_size: int = 20, time_size: int = 35,
             max_grad: float | None = None, eval_interval: int | None = 20) -> None:
         """``max_epoch`` passes of ``len(xs) // (batch_size * time_size)`` steps; every ``eval_interval``
-        steps, the book's line and the perplexity (``exp`` of the mean loss since the last) in ``ppl_list``."""
+        steps the book's line and the perplexity into ``ppl_list``."""
         batch_size, time_size = positive_int("batch_size", batch_size), positive_int("time_size", time_size)
         xs, ts = self._data(xs, ts, lambda data: self.device.xp.reshape(data[:1], (1, 1)))
         n = int(xs.shape[0])

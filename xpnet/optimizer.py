@@ -69,7 +69,7 @@ class Optimizer:
                 return
         if self.foreach:
             raise ValueError("foreach=True: these params do not fit flat buffers (they must be arrays of one "
-                             f"namespace, device and floating dtype); pass foreach=None or False")
+                             "namespace, device and floating dtype); pass foreach=None or False")
         states = [self._state(name, params, keys) for name in self.slots]
         self._begin_update()
         for key in keys:

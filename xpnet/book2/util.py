@@ -254,9 +254,8 @@ def eval_perplexity(model: Any, corpus: Array, batch_size: int = 10, time_size: 
     if max_iters < 1:
         raise ValueError(f"corpus: {n} words make no batch of batch_size x time_size = {batch_size} x {time_size} "
                          f"(+1 for the targets); pass a longer corpus or smaller sizes")
-    with device.activate():
-        rows = xp.arange(batch_size, dtype=xp.int64, device=device.native) * ((n - 1) // batch_size)
-        base = rows[:, None] + xp.arange(time_size + 1, dtype=xp.int64, device=device.native)[None, :]
+    jump = (n - 1) // batch_size  # the index table is small: built on the host, moved once
+    base = device.asarray([[i * jump + t for t in range(time_size + 1)] for i in range(batch_size)], dtype=xp.int64)
     print("evaluating perplexity ...")
     bar = progress.bar(max_iters, "perplexity", unit="batch")
     total = None

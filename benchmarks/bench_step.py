@@ -122,7 +122,7 @@ def book_cases(book_dir: Path, x, t) -> dict[str, Callable[[], object]]:
 
 # Convolution algorithms timed per layer: name -> "module:Class", built like layers.Convolution(W, b, stride=, pad=).
 # Another one (e.g. a Winograd 3x3 convolution) joins by an entry here or by --conv-algorithm NAME=module:Class.
-CONV_ALGORITHMS = {"im2col": "xpnet.layers:Convolution", "winograd": "xpnet.winograd:WinogradConvolution"}
+CONV_ALGORITHMS = {"im2col": "xpnet.layers:Convolution"}
 
 # The convolutions of SimpleConvNet and DeepConvNet at batch 100:
 # (label, input (C, H, W), filters (FN, C, FH, FW), pad, first layer (no input gradient))

@@ -15,22 +15,17 @@ found exactly once, so a changed notebook fails loudly.
 from __future__ import annotations
 
 import ast
-import os
 import re
 import warnings
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import book_scripts
 
 
 def find_shared() -> Path | None:
-    """``<repo>/../shared`` (the CI layout), else ``$XPNET_SHARED``, else ``/work/shared``;
-    ``None`` when none of them holds ``seeds/``."""
-    candidates = [REPO.parent / "shared"]
-    if os.environ.get("XPNET_SHARED"):
-        candidates.append(Path(os.environ["XPNET_SHARED"]))
-    candidates.append(Path("/work/shared"))
-    return next((folder for folder in candidates if (folder / "seeds").is_dir()), None)
+    """The shared folder (see :func:`book_scripts.find_shared`) when it holds ``seeds/``."""
+    folder = book_scripts.find_shared()
+    return folder if folder is not None and (folder / "seeds").is_dir() else None
 
 
 SHARED = find_shared()

@@ -23,13 +23,13 @@
 # --commit (or XPNET_COMMIT): the commit being run; the device copy has no .git to ask.
 # --dry-run (automatic when this machine has no GPU) rehearses on the CPU: every step runs with
 # --device cpu and small sizes, and summary.md says what could not be checked.
-# Rehearse here, from the repository root:  PYTHON=python3 bash ci/gpu-lent.sh /tmp/lent --dry-run
+# Rehearse here, from the repository root:  PYTHON=python3 bash ci/gpu-lent.sh out/lent --dry-run
 #
 # With the device tool (see ci/README.md): once, in the repository root,
 #   mkdir -p .whl && cp ../shared/wheels/*.whl .whl/   (.whl/ is git-ignored)
 # then one `run` call with carry [".whl"], timeout_s 540 and the command
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-#     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site && bash ci/gpu-lent.sh $OUT --commit SHA
+#     --target .whl-site .whl/*.whl && export PYTHONPATH=$PWD/.whl-site && bash ci/gpu-lent.sh $OUT --commit SHA
 set -uo pipefail
 OUT="${1:?usage: bash ci/gpu-lent.sh OUTDIR [--dry-run] [--commit SHA]}"
 shift
